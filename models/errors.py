@@ -1,4 +1,4 @@
-"""Domain errors with their GraphQL codes; raised at any layer, mapped once in resolvers/schema.py."""
+"""Domain errors with their GraphQL codes: raised at any layer, mapped once (resolvers/)."""
 
 from __future__ import annotations
 

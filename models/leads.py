@@ -333,7 +333,11 @@ async def recent_events_by_lead(
     session: AsyncSession, workspace_id: int, lead_ids: list[int], first: int
 ) -> dict[int, list[LeadEvent]]:
     """The newest `first` events of each lead, one statement for all leads (lateral join)."""
-    ids = sa.func.unnest(sa.cast(lead_ids, sa.ARRAY(sa.BigInteger))).table_valued("id").alias("l")
+    ids = (
+        sa.func.unnest(sa.cast(lead_ids, sa.ARRAY(sa.BigInteger)))
+        .table_valued("id")
+        .render_derived(name="l")
+    )
     recent = (
         select(LeadEvent)
         .where(LeadEvent.workspace_id == workspace_id, LeadEvent.lead_id == ids.c.id)
@@ -412,7 +416,7 @@ def _validate_lead_input(data: LeadInput, *, creating: bool) -> None:
 async def _check_agent(session: AsyncSession, scope: Scope, agent_id: int) -> None:
     from models.agents import Agent
 
-    found = await session.execute(select(Agent.id).where(scope.where(Agent), Agent.id == agent_id))
+    found = await session.execute(select(Agent.id).where(scope.agents(Agent), Agent.id == agent_id))
     if found.first() is None:
         raise BadUserInput("Unknown agent", fields={"agentId": "no such agent in this workspace"})
 

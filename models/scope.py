@@ -35,7 +35,7 @@ class Scope:
         )
 
     def leads(self, lead: Any) -> Any:
-        """Role rule for leads: ADMIN all, USER the leads they own, AGENT the leads assigned to them."""
+        """Role rule for leads: ADMIN all, USER the ones they own, AGENT the ones assigned."""
         clause = lead.workspace_id == self.workspace_id
         if self.role is Role.USER:
             clause = sa.and_(clause, lead.owner_id == self.user_id)

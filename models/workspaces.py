@@ -119,3 +119,19 @@ async def memberships_of_users(
         )
     )
     return list(result.scalars())
+
+
+async def users_by_ids(session: AsyncSession, ids: list[int]) -> list[User]:
+    result = await session.execute(select(User).where(User.id.in_(ids)))  # type: ignore[union-attr]
+    return list(result.scalars())
+
+
+async def members(session: AsyncSession, workspace_id: int) -> list[tuple[User, str]]:
+    """Members of a workspace with their role, by name."""
+    rows = await session.execute(
+        select(User, Membership.role)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.workspace_id == workspace_id)
+        .order_by(User.full_name, User.id)
+    )
+    return [(user, role) for user, role in rows.all()]

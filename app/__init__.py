@@ -1,0 +1,1 @@
+"""The server: composition root (main.py, cli.py) and its services."""

@@ -1,0 +1,217 @@
+"""`dashgraph` command line: serve, seed, worker, schema."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import difflib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+from app.settings import Settings
+
+log = logging.getLogger("dashgraph")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="dashgraph", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve /graphql (embedded Postgres by default)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+
+    seed = commands.add_parser("seed", help="load deterministic demo data")
+    seed.add_argument("--size", choices=["tiny", "small", "medium", "large"], default="small")
+    seed.add_argument("--reset", action="store_true", help="empty every table first")
+
+    commands.add_parser("worker", help="run job workers only (scale-out)")
+
+    schema = commands.add_parser("schema", help="print the SDL, or check schema.graphql")
+    schema.add_argument("--check", action="store_true", help="exit 1 if the file differs")
+    schema.add_argument("--write", action="store_true", help="rewrite the file")
+    schema.add_argument("--path", type=Path, default=Path("schema.graphql"))
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    {"serve": _serve, "seed": _seed, "worker": _worker, "schema": _schema}[args.command](args)
+
+
+@contextlib.contextmanager
+def _database(settings: Settings) -> Iterator[str]:
+    """The database URL, starting (and finally stopping) the embedded server if none is set."""
+    if not settings.embedded:
+        yield settings.url
+        return
+    from app.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres(settings.data_dir)
+    print(f"starting embedded PostgreSQL in {server.path} ...", flush=True)
+    url = server.start()
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+def _prepare(url: str) -> None:
+    from models.migrate import upgrade
+
+    upgrade(url)
+
+
+def _progress_bar() -> tuple[
+    contextlib.AbstractContextManager[object], Callable[[str, int, int], None]
+]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+    )
+    tasks: dict[str, object] = {}
+
+    def progress(table: str, done: int, total: int) -> None:
+        if table not in tasks:
+            tasks[table] = bar.add_task(table, total=total)
+        bar.update(tasks[table], completed=done, total=total)  # type: ignore[arg-type]
+
+    return bar, progress
+
+
+async def _run_seed(url: str, size: str, reset: bool, only_if_empty: bool) -> bool:
+    from models import seed as seeding
+    from models.db import Database
+
+    db = Database(url, pool_size=2)
+    try:
+        if only_if_empty and not await seeding.is_empty(db):
+            return False
+        bar, progress = _progress_bar()
+        with bar:
+            counts = await seeding.seed(db, size, reset=reset, progress=progress)
+        print("seeded: " + ", ".join(f"{t} {n:,}" for t, n in counts.items() if n))
+        return True
+    finally:
+        await db.dispose()
+
+
+def _print_logins() -> None:
+    from models.seed import DEMO_LOGINS, DEMO_PASSWORD
+
+    print(f"demo logins (password: {DEMO_PASSWORD}):")
+    for email, role, workspace in DEMO_LOGINS:
+        print(f"  {email:<24} {role:<6} {workspace}")
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    settings = Settings()
+    with _database(settings) as url:
+        _prepare(url)
+        if settings.embedded:
+            os.environ["DASHGRAPH_EMBEDDED_DATABASE_URL"] = url
+            if asyncio.run(_run_seed(url, "small", reset=False, only_if_empty=True)):
+                print("the database was empty: loaded the demo data")
+            _print_logins()
+        print(f"serving http://{args.host}:{args.port}/graphql (GraphiQL in a browser)", flush=True)
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers if args.workers > 1 else None,
+            timeout_graceful_shutdown=15,
+            log_level="info",
+            lifespan="on",
+        )
+
+
+def _seed(args: argparse.Namespace) -> None:
+    settings = Settings()
+    with _database(settings) as url:
+        _prepare(url)
+        try:
+            asyncio.run(_run_seed(url, args.size, reset=args.reset, only_if_empty=False))
+        except Exception as exc:
+            from models.errors import DomainError
+
+            if isinstance(exc, DomainError):
+                sys.exit(f"dashgraph seed: {exc.message}")
+            raise
+        _print_logins()
+
+
+def _worker(args: argparse.Namespace) -> None:
+    settings = Settings()
+
+    async def run(url: str) -> None:
+        from app.handlers import HANDLERS
+        from app.jobs import Worker
+        from app.pubsub import PubSub
+        from models.db import Database
+
+        db = Database(url, pool_size=settings.worker_concurrency + 2)
+        pubsub = PubSub(settings.broadcast_url)
+        await pubsub.connect()
+        worker = Worker(
+            db,
+            pubsub,
+            HANDLERS,
+            concurrency=settings.worker_concurrency,
+            lease=timedelta(seconds=settings.job_lease_seconds),
+            poll_seconds=settings.job_poll_seconds,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await worker.start()
+        print(f"worker {worker.worker_id} running kinds: {', '.join(HANDLERS) or '(none yet)'}")
+        try:
+            await stop.wait()
+        finally:
+            await worker.stop()
+            await pubsub.disconnect()
+            await db.dispose()
+
+    with _database(settings) as url:
+        _prepare(url)
+        asyncio.run(run(url))
+
+
+def _schema(args: argparse.Namespace) -> None:
+    from resolvers.schema import schema
+
+    sdl = schema.as_str() + "\n"
+    if args.check:
+        current = args.path.read_text() if args.path.exists() else ""
+        if current != sdl:
+            sys.stdout.writelines(
+                difflib.unified_diff(
+                    current.splitlines(keepends=True),
+                    sdl.splitlines(keepends=True),
+                    str(args.path),
+                    "code",
+                )
+            )
+            sys.exit(f"{args.path} is out of date: run `dashgraph schema --write`")
+        print(f"{args.path} is up to date")
+    elif args.write:
+        args.path.write_text(sdl)
+        print(f"wrote {args.path}")
+    else:
+        sys.stdout.write(sdl)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Typed settings, read once from `DASHGRAPH_*` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "dashgraph-embedded-dev-secret-not-for-production"
+DEV_SECRET_KEY = "dashgraph-embedded-dev-key-not-for-production"
+PLACEHOLDERS = {"", "secret", "changeme", "change-me", DEV_JWT_SECRET, DEV_SECRET_KEY}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DASHGRAPH_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL URL; unset: an embedded PostgreSQL under data_dir"
+    )
+    # set by `dashgraph serve` for its own uvicorn workers; not for users
+    embedded_database_url: str | None = None
+    broadcast_url: str = "memory://"
+    jwt_secret: str = DEV_JWT_SECRET
+    jwt_ttl_seconds: int = 12 * 3600
+    secret_key: str = DEV_SECRET_KEY
+    data_dir: Path = Path(".dashgraph")
+    db_pool_size: int = 10
+
+    # GraphQL guards
+    max_depth: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 3000
+
+    # jobs
+    run_workers: bool = True
+    worker_concurrency: int = 2
+    job_lease_seconds: float = 30.0
+    job_poll_seconds: float = 1.0
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def url(self) -> str:
+        url = self.database_url or self.embedded_database_url
+        if url is None:
+            raise RuntimeError("no database: the embedded PostgreSQL was not started")
+        return url
+
+    @model_validator(mode="after")
+    def _secrets_are_real_outside_dev(self) -> Settings:
+        # The embedded mode is a laptop demo; anything pointed at a real database must not sign
+        # tokens with a key that is printed in this repository.
+        if self.database_url is not None:
+            for name in ("jwt_secret", "secret_key"):
+                value = getattr(self, name)
+                if value in PLACEHOLDERS or len(value) < 32:
+                    raise ValueError(
+                        f"DASHGRAPH_{name.upper()} must be set to a real secret (32+ characters) "
+                        "when DASHGRAPH_DATABASE_URL is set"
+                    )
+        return self

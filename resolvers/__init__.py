@@ -1,0 +1,1 @@
+"""The graph: one module per domain (strawberry types + resolvers), assembled in schema.py."""

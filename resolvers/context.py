@@ -1,0 +1,120 @@
+"""The typed per-request Context: services, the viewer, workspace scopes and their loaders."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import strawberry
+
+from app.auth import bearer_token, user_id_from_token
+from app.jobs import Worker
+from app.pubsub import ChangeEvent, PubSub
+from app.settings import Settings
+from models.db import Database
+from models.errors import BadUserInput, NotFound, Unauthenticated
+from models.scope import Scope
+from models.workspaces import Role, User, viewer_with_memberships
+from resolvers.loaders import Loaders, ViewerLoaders
+
+
+@dataclass(slots=True)
+class Services:
+    """Long-lived, one per process, built by the app's lifespan."""
+
+    settings: Settings
+    db: Database
+    pubsub: PubSub
+    worker: Worker | None = None
+
+
+@dataclass(slots=True)
+class Viewer:
+    user: User
+    roles: dict[int, Role]
+
+    @property
+    def id(self) -> int:
+        assert self.user.id is not None
+        return self.user.id
+
+
+@dataclass
+class Context:
+    services: Services
+    authorization: str | None = None
+    workspace_header: str | None = None
+    request: Any = None
+    _viewer: Viewer | None = None
+    _viewer_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _loaders: dict[int, Loaders] = field(default_factory=dict)
+    _viewer_loaders: ViewerLoaders | None = None
+
+    @property
+    def db(self) -> Database:
+        return self.services.db
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    async def viewer(self) -> Viewer:
+        """The authenticated user and their memberships: one statement, once per request."""
+        async with self._viewer_lock:
+            if self._viewer is None:
+                token = bearer_token(self.authorization)
+                if token is None:
+                    raise Unauthenticated("Sign in first: send `Authorization: Bearer <token>`")
+                user_id = user_id_from_token(self.settings, token)
+                async with self.db.session() as session:
+                    found = await viewer_with_memberships(session, user_id)
+                if found is None:
+                    raise Unauthenticated("Token names an unknown or disabled user")
+                self._viewer = Viewer(*found)
+            return self._viewer
+
+    async def scope(self, workspace_id: strawberry.ID | str | None = None) -> Scope:
+        """The workspace of this field: the argument, else `X-Workspace-Id`, else the first one."""
+        viewer = await self.viewer()
+        raw = workspace_id if workspace_id is not None else self.workspace_header
+        if raw is None:
+            if not viewer.roles:
+                raise NotFound("You are not a member of any workspace")
+            ws = min(viewer.roles)
+        else:
+            try:
+                ws = int(raw)
+            except ValueError:
+                field_name = "workspaceId" if workspace_id is not None else "X-Workspace-Id"
+                raise BadUserInput(
+                    "Malformed workspace id", fields={field_name: "not an id"}
+                ) from None
+        role = viewer.roles.get(ws)
+        if role is None:
+            # the same answer whether it exists or not: no probing for other tenants
+            raise NotFound("Workspace not found", workspaceId=str(raw))
+        return Scope(workspace_id=ws, user_id=viewer.id, role=role)
+
+    def loaders(self, scope: Scope) -> Loaders:
+        """Loaders for one workspace scope, memoized for this request (or this event)."""
+        found = self._loaders.get(scope.workspace_id)
+        if found is None or found.scope != scope:
+            found = self._loaders[scope.workspace_id] = Loaders(self.db, scope)
+        return found
+
+    @property
+    def viewer_loaders(self) -> ViewerLoaders:
+        if self._viewer_loaders is None:
+            self._viewer_loaders = ViewerLoaders(self.db)
+        return self._viewer_loaders
+
+    async def publish(self, workspace_id: int, kind: str, ids: list[Any]) -> None:
+        await self.services.pubsub.publish(ChangeEvent(workspace_id, kind, [str(i) for i in ids]))
+
+    def wake_workers(self) -> None:
+        if self.services.worker is not None:
+            self.services.worker.wake()
+
+
+Info = strawberry.Info[Context, None]

@@ -1,0 +1,336 @@
+"""Leads: types, the paged list, `lead(id)` and the lead mutations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Self
+
+import strawberry
+
+from models import leads
+from models.errors import Forbidden, NotFound
+from models.scope import Scope
+from resolvers.agents import Agent
+from resolvers.context import Info
+from resolvers.enums import SortDirection
+from resolvers.ids import parse_id
+
+LeadStage = strawberry.enum(leads.LeadStage)
+LeadSource = strawberry.enum(leads.LeadSource)
+Timeline = strawberry.enum(leads.Timeline, description="When the lead wants to buy")
+PropertyType = strawberry.enum(leads.PropertyType)
+LeadEventType = strawberry.enum(leads.LeadEventType)
+LeadSortField = strawberry.enum(leads.LeadSortField)
+
+
+@strawberry.type
+class LeadScore:
+    value: int = strawberry.field(description="1..99, round(100 * probability) clipped")
+    probability: float
+    confidence: float | None
+    model_version: str
+    scored_at: datetime
+
+    @classmethod
+    def from_row(cls, row: leads.LeadScore) -> Self:
+        return cls(
+            value=row.value,
+            probability=row.probability,
+            confidence=row.confidence,
+            model_version=row.model_version,
+            scored_at=row.scored_at,
+        )
+
+
+@strawberry.type
+class LeadEvent:
+    id: strawberry.ID
+    type: LeadEventType
+    occurred_at: datetime
+    from_stage: LeadStage | None
+    to_stage: LeadStage | None
+    note: str | None
+
+    @classmethod
+    def from_row(cls, row: leads.LeadEvent) -> Self:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            type=leads.LeadEventType(row.type),
+            occurred_at=row.occurred_at,
+            from_stage=leads.LeadStage(row.from_stage) if row.from_stage else None,
+            to_stage=leads.LeadStage(row.to_stage) if row.to_stage else None,
+            note=row.note,
+        )
+
+
+@strawberry.type
+class Lead:
+    id: strawberry.ID
+    name: str
+    email: str | None
+    phone: str | None
+    source: LeadSource
+    budget: int | None
+    timeline: Timeline | None
+    property_type: PropertyType | None
+    location: str | None
+    stage: LeadStage
+    value: int | None = strawberry.field(description="Deal value once won; an estimate before")
+    created_at: datetime
+    updated_at: datetime
+    converted_at: datetime | None
+    last_activity_at: datetime | None
+    row: strawberry.Private[leads.Lead]
+    scope: strawberry.Private[Scope]
+
+    @classmethod
+    def from_row(cls, row: leads.Lead, scope: Scope) -> Self:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            name=row.name,
+            email=row.email,
+            phone=row.phone,
+            source=leads.LeadSource(row.source),
+            budget=row.budget,
+            timeline=leads.Timeline(row.timeline) if row.timeline else None,
+            property_type=leads.PropertyType(row.property_type) if row.property_type else None,
+            location=row.location,
+            stage=leads.LeadStage(row.stage),
+            value=row.value,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            converted_at=row.converted_at,
+            last_activity_at=row.last_activity_at,
+            row=row,
+            scope=scope,
+        )
+
+    @strawberry.field(description="The agent the lead is assigned to")
+    async def agent(self, info: Info) -> Agent | None:
+        if self.row.agent_id is None:
+            return None
+        row = await info.context.loaders(self.scope).agent_by_id.load(self.row.agent_id)
+        return Agent.from_row(row) if row else None
+
+    @strawberry.field(description="Newest first")
+    async def events(self, info: Info, first: int = 10) -> list[LeadEvent]:
+        if not 0 <= first <= leads.MAX_PAGE:
+            from models.errors import BadUserInput
+
+            raise BadUserInput("`first` must be 0..100", fields={"first": "at most 100"})
+        rows = await info.context.loaders(self.scope).events_by_lead.load((self.row.id, first))
+        return [LeadEvent.from_row(row) for row in rows]
+
+    @strawberry.field(description="Latest stored score; null until the lead has been scored")
+    async def score(self, info: Info) -> LeadScore | None:
+        row = await info.context.loaders(self.scope).latest_score_by_lead.load(self.row.id)
+        return LeadScore.from_row(row) if row else None
+
+
+@strawberry.type
+class LeadEdge:
+    cursor: str
+    node: Lead
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type
+class LeadConnection:
+    edges: list[LeadEdge]
+    page_info: PageInfo
+    page: strawberry.Private[leads.LeadPage]
+
+    @strawberry.field(description="Leads matching the filter, all pages together")
+    async def total_count(self, info: Info) -> int:
+        async with info.context.db.session() as session:
+            return await leads.count_leads(session, self.page.where)
+
+
+@strawberry.input
+class LeadFilter:
+    stages: list[LeadStage] | None = None
+    sources: list[LeadSource] | None = None
+    agent_ids: list[strawberry.ID] | None = None
+    min_score: int | None = None
+    max_score: int | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    search: str | None = strawberry.field(default=None, description="In name or email")
+
+    def to_model(self) -> leads.LeadFilter:
+        return leads.LeadFilter(
+            stages=self.stages,
+            sources=self.sources,
+            agent_ids=[parse_id(a, "filter.agentIds") for a in self.agent_ids]
+            if self.agent_ids
+            else None,
+            min_score=self.min_score,
+            max_score=self.max_score,
+            created_after=self.created_after,
+            created_before=self.created_before,
+            search=self.search,
+        )
+
+
+@strawberry.input
+class LeadSort:
+    field: LeadSortField = leads.LeadSortField.CREATED_AT
+    direction: SortDirection = SortDirection.DESC
+
+    def to_model(self) -> leads.LeadSort:
+        return leads.LeadSort(field=self.field, descending=self.direction is SortDirection.DESC)
+
+
+async def lead_connection(
+    info: Info,
+    scope: Scope,
+    filter: LeadFilter | None,
+    sort: LeadSort | None,
+    first: int,
+    after: str | None,
+) -> LeadConnection:
+    async with info.context.db.session() as session:
+        page = await leads.lead_page(
+            session,
+            scope,
+            filter=(filter or LeadFilter()).to_model(),
+            sort=(sort or LeadSort()).to_model(),
+            first=first,
+            after=after,
+        )
+    edges = [
+        LeadEdge(cursor=c, node=Lead.from_row(row, scope))
+        for row, c in zip(page.leads, page.cursors, strict=True)
+    ]
+    return LeadConnection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=page.has_next_page,
+            has_previous_page=page.has_previous_page,
+            start_cursor=page.cursors[0] if page.cursors else None,
+            end_cursor=page.cursors[-1] if page.cursors else None,
+        ),
+        page=page,
+    )
+
+
+@strawberry.input
+class CreateLeadInput:
+    name: str
+    source: LeadSource
+    email: str | None = None
+    phone: str | None = None
+    budget: int | None = None
+    timeline: Timeline | None = None
+    property_type: PropertyType | None = None
+    location: str | None = None
+    stage: LeadStage | None = None
+    value: int | None = None
+    agent_id: strawberry.ID | None = None
+
+    def to_model(self) -> leads.LeadInput:
+        return leads.LeadInput(
+            name=self.name,
+            email=self.email,
+            phone=self.phone,
+            source=self.source,
+            budget=self.budget,
+            timeline=self.timeline,
+            property_type=self.property_type,
+            location=self.location,
+            stage=self.stage,
+            value=self.value,
+            agent_id=parse_id(self.agent_id, "agentId") if self.agent_id else None,
+        )
+
+
+@strawberry.input(description="Only the fields given change")
+class UpdateLeadInput:
+    name: str | None = None
+    source: LeadSource | None = None
+    email: str | None = None
+    phone: str | None = None
+    budget: int | None = None
+    timeline: Timeline | None = None
+    property_type: PropertyType | None = None
+    location: str | None = None
+    stage: LeadStage | None = None
+    value: int | None = None
+    agent_id: strawberry.ID | None = None
+
+    to_model = CreateLeadInput.to_model
+
+
+@strawberry.input
+class LeadEventInput:
+    lead_id: strawberry.ID
+    type: LeadEventType
+    occurred_at: datetime | None = strawberry.field(default=None, description="Default: now")
+    to_stage: LeadStage | None = strawberry.field(default=None, description="For STAGE_CHANGE")
+    note: str | None = None
+
+
+@strawberry.type
+class LeadQueries:
+    @strawberry.field(description="One lead of the workspace (argument, header, or first)")
+    async def lead(
+        self, info: Info, id: strawberry.ID, workspace_id: strawberry.ID | None = None
+    ) -> Lead:
+        scope = await info.context.scope(workspace_id)
+        row = await info.context.loaders(scope).lead_by_id.load(parse_id(id, "id"))
+        if row is None:
+            raise NotFound("Lead not found", leadId=str(id))
+        return Lead.from_row(row, scope)
+
+
+@strawberry.type
+class LeadMutations:
+    @strawberry.mutation(description="Create a lead; publishes a `lead` change event")
+    async def create_lead(
+        self, info: Info, input: CreateLeadInput, workspace_id: strawberry.ID | None = None
+    ) -> Lead:
+        scope = await info.context.scope(workspace_id)
+        if scope.role.value == "AGENT":
+            raise Forbidden("Agents work the leads assigned to them; they cannot create leads")
+        async with info.context.db.transaction() as session:
+            row = await leads.create_lead(session, scope, input.to_model())
+        await info.context.publish(scope.workspace_id, "lead", [row.id])
+        return Lead.from_row(row, scope)
+
+    @strawberry.mutation
+    async def update_lead(
+        self,
+        info: Info,
+        id: strawberry.ID,
+        input: UpdateLeadInput,
+        workspace_id: strawberry.ID | None = None,
+    ) -> Lead:
+        scope = await info.context.scope(workspace_id)
+        async with info.context.db.transaction() as session:
+            row = await leads.update_lead(session, scope, parse_id(id, "id"), input.to_model())
+        await info.context.publish(scope.workspace_id, "lead", [row.id])
+        return Lead.from_row(row, scope)
+
+    @strawberry.mutation(description="Record an activity or stage change on a lead")
+    async def record_lead_event(
+        self, info: Info, input: LeadEventInput, workspace_id: strawberry.ID | None = None
+    ) -> LeadEvent:
+        scope = await info.context.scope(workspace_id)
+        data = leads.LeadEventInput(
+            lead_id=parse_id(input.lead_id, "input.leadId"),
+            type=input.type,
+            occurred_at=input.occurred_at,
+            to_stage=input.to_stage,
+            note=input.note,
+        )
+        async with info.context.db.transaction() as session:
+            row = await leads.record_lead_event(session, scope, data)
+        await info.context.publish(scope.workspace_id, "lead", [row.lead_id])
+        return LeadEvent.from_row(row)

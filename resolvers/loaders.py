@@ -1,0 +1,108 @@
+"""Every DataLoader: batch functions only, results in key order, built per request."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+from aiodataloader import DataLoader
+
+from models import agents, jobs, leads, workspaces
+from models.db import Database
+from models.scope import Scope
+
+T = TypeVar("T")
+
+
+def _in_key_order(keys: Iterable[Any], rows: Iterable[T], key: str = "id") -> list[T | None]:
+    by_key = {getattr(row, key): row for row in rows}
+    return [by_key.get(k) for k in keys]
+
+
+class _Loader(DataLoader):  # type: ignore[misc]
+    def __init__(self, db: Database, scope: Scope | None = None) -> None:
+        super().__init__()
+        self.db = db
+        self.scope = scope
+
+
+class AgentByIdLoader(_Loader):
+    async def batch_load_fn(self, keys: list[int]) -> list[agents.Agent | None]:
+        async with self.db.session() as session:
+            rows = await agents.agents_by_ids(session, self.scope, list(keys))
+        return _in_key_order(keys, rows)
+
+
+class LeadByIdLoader(_Loader):
+    async def batch_load_fn(self, keys: list[int]) -> list[leads.Lead | None]:
+        async with self.db.session() as session:
+            rows = await leads.leads_by_ids(session, self.scope, list(keys))
+        return _in_key_order(keys, rows)
+
+
+class EventsByLeadLoader(_Loader):
+    """Keys are (lead_id, first): one statement per distinct `first` in the tick."""
+
+    async def batch_load_fn(self, keys: list[tuple[int, int]]) -> list[list[leads.LeadEvent]]:
+        assert self.scope is not None
+        by_first: dict[int, list[int]] = {}
+        for lead_id, first in keys:
+            by_first.setdefault(first, []).append(lead_id)
+        found: dict[tuple[int, int], list[leads.LeadEvent]] = {}
+        async with self.db.session() as session:
+            for first, lead_ids in by_first.items():
+                events = await leads.recent_events_by_lead(
+                    session, self.scope.workspace_id, lead_ids, first
+                )
+                for lead_id in lead_ids:
+                    found[(lead_id, first)] = events.get(lead_id, [])
+        return [found[key] for key in keys]
+
+
+class LatestScoreByLeadLoader(_Loader):
+    async def batch_load_fn(self, keys: list[int]) -> list[leads.LeadScore | None]:
+        assert self.scope is not None
+        async with self.db.session() as session:
+            found = await leads.latest_scores_by_lead(session, self.scope.workspace_id, list(keys))
+        return [found.get(k) for k in keys]
+
+
+class JobByIdLoader(_Loader):
+    async def batch_load_fn(self, keys: list[int]) -> list[jobs.Job | None]:
+        async with self.db.session() as session:
+            rows = await jobs.jobs_by_ids(session, self.scope, list(keys))
+        return _in_key_order(keys, rows)
+
+
+class WorkspaceByIdLoader(_Loader):
+    async def batch_load_fn(self, keys: list[int]) -> list[workspaces.Workspace | None]:
+        async with self.db.session() as session:
+            rows = await workspaces.workspaces_by_ids(session, list(keys))
+        return _in_key_order(keys, rows)
+
+
+class UserByIdLoader(_Loader):
+    async def batch_load_fn(self, keys: list[int]) -> list[workspaces.User | None]:
+        async with self.db.session() as session:
+            rows = await workspaces.users_by_ids(session, list(keys))
+        return _in_key_order(keys, rows)
+
+
+class Loaders:
+    """The loaders of one workspace scope."""
+
+    def __init__(self, db: Database, scope: Scope) -> None:
+        self.scope = scope
+        self.agent_by_id = AgentByIdLoader(db, scope)
+        self.lead_by_id = LeadByIdLoader(db, scope)
+        self.events_by_lead = EventsByLeadLoader(db, scope)
+        self.latest_score_by_lead = LatestScoreByLeadLoader(db, scope)
+        self.job_by_id = JobByIdLoader(db, scope)
+
+
+class ViewerLoaders:
+    """Loaders that are not bound to one workspace (the viewer's own memberships)."""
+
+    def __init__(self, db: Database) -> None:
+        self.workspace_by_id = WorkspaceByIdLoader(db)
+        self.user_by_id = UserByIdLoader(db)

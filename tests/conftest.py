@@ -1,0 +1,228 @@
+"""Shared fixtures: a real Postgres (CI's, or an embedded one), the server on a loopback port,
+and one gql client per persona.
+
+DASHGRAPH_TEST_DATABASE_URL  admin URL of a Postgres to create the test database in (CI sets it);
+                             unset: an embedded PostgreSQL (pgserver) in a temp dir.
+DASHGRAPH_TEST_REDIS_URL     Redis for the tests that need one; unset: those tests skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+import uvicorn
+from sqlalchemy import event
+
+from app.main import create_app
+from app.settings import Settings
+from tests.client import Persona, login
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _plain(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def _recreate(admin_url: str, name: str) -> str:
+    conn = await asyncpg.connect(_plain(admin_url))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    base, _, query = _plain(admin_url).partition("?")
+    return base.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else "")
+
+
+@pytest.fixture(scope="session")
+def admin_database_url() -> Iterator[str]:
+    """A Postgres server we may create databases on."""
+    url = os.environ.get("DASHGRAPH_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    from app.embedded import EmbeddedPostgres
+
+    with tempfile.TemporaryDirectory(prefix="dashgraph-test-") as tmp:
+        server = EmbeddedPostgres(Path(tmp))
+        try:
+            yield server.start()
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(admin_database_url: str) -> str:
+    """A fresh database, migrated and seeded with the deterministic `tiny` data set."""
+    from models.seed import seed
+
+    from models.db import Database
+    from models.migrate import upgrade
+
+    url = asyncio.run(_recreate(admin_database_url, f"dashgraph_test_{os.getpid()}"))
+    upgrade(url)
+
+    async def load() -> None:
+        db = Database(url, pool_size=2)
+        try:
+            await seed(db, "tiny", reset=True)
+        finally:
+            await db.dispose()
+
+    asyncio.run(load())
+    return url
+
+
+def test_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "jwt_secret": "test-jwt-secret-0123456789abcdef",
+        "secret_key": "test-secret-key-0123456789abcdef",
+        "job_poll_seconds": 0.2,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+class ServerThread:
+    """uvicorn serving the real app on a loopback port, in a thread with its own event loop."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.port = free_port()
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+            )
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/graphql"
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("test server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+    @property
+    def services(self) -> Any:
+        return self.app.state.services
+
+
+@pytest.fixture(scope="session")
+def server(database_url: str) -> Iterator[ServerThread]:
+    with ServerThread(create_app(test_settings(database_url))) as running:
+        yield running
+
+
+class StatementCounter:
+    """Counts the SQL statements the server sends to Postgres while active."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def __call__(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        self.statements.append(statement)
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+
+@pytest.fixture
+def count_statements(server: ServerThread) -> Iterator[StatementCounter]:
+    counter = StatementCounter()
+    engine = server.services.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", counter)
+    try:
+        yield counter
+    finally:
+        event.remove(engine, "before_cursor_execute", counter)
+
+
+@pytest.fixture
+def sql(database_url: str) -> Any:
+    """Run a query of the test's own against the database: `sql("select ...", *args)` -> rows."""
+
+    def run(query: str, *args: Any) -> list[asyncpg.Record]:
+        async def go() -> list[asyncpg.Record]:
+            conn = await asyncpg.connect(database_url)
+            try:
+                return list(await conn.fetch(query, *args))
+            finally:
+                await conn.close()
+
+        return asyncio.run(go())
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def anonymous(server: ServerThread) -> Persona:
+    return Persona(server.url, None)
+
+
+@pytest.fixture(scope="session")
+def admin_client(server: ServerThread) -> Persona:
+    return login(server.url, "admin@acme.example")
+
+
+@pytest.fixture(scope="session")
+def user_client(server: ServerThread) -> Persona:
+    return login(server.url, "user@acme.example")
+
+
+@pytest.fixture(scope="session")
+def agent_client(server: ServerThread) -> Persona:
+    return login(server.url, "agent@acme.example")
+
+
+@pytest.fixture(scope="session")
+def globex_client(server: ServerThread) -> Persona:
+    return login(server.url, "admin@globex.example")
+
+
+@pytest.fixture(scope="session")
+def workspace_ids(sql_session: Any) -> dict[str, str]:
+    rows = sql_session("SELECT slug, id FROM workspace")
+    return {r["slug"]: str(r["id"]) for r in rows}
+
+
+@pytest.fixture(scope="session")
+def sql_session(database_url: str) -> Any:
+    def run(query: str, *args: Any) -> list[asyncpg.Record]:
+        async def go() -> list[asyncpg.Record]:
+            conn = await asyncpg.connect(database_url)
+            try:
+                return list(await conn.fetch(query, *args))
+            finally:
+                await conn.close()
+
+        return asyncio.run(go())
+
+    return run
