@@ -120,10 +120,14 @@ def _serve(args: argparse.Namespace) -> None:
         _prepare(url)
         if settings.embedded:
             os.environ["DASHGRAPH_EMBEDDED_DATABASE_URL"] = url
-            if asyncio.run(_run_seed(url, "small", reset=False, only_if_empty=True)):
+            if asyncio.run(_run_seed(url, settings.demo_size, reset=False, only_if_empty=True)):
                 print("the database was empty: loaded the demo data")
             _print_logins()
         print(f"serving http://{args.host}:{args.port}/graphql (GraphiQL in a browser)", flush=True)
+        # uvicorn shuts down gracefully, then re-raises the signal it caught; with these
+        # handlers in place that becomes a clean exit, so the embedded Postgres is stopped
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _exit_cleanly)
         uvicorn.run(
             "app.main:create_app",
             factory=True,
@@ -134,6 +138,10 @@ def _serve(args: argparse.Namespace) -> None:
             log_level="info",
             lifespan="on",
         )
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _seed(args: argparse.Namespace) -> None:

@@ -8,7 +8,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -36,12 +36,17 @@ class JobRun:
 
     async def progress(self, fraction: float, stage: str | None = None) -> None:
         flag = await self.worker.beat(self.job, progress=fraction, stage=stage)
+        if flag is None:
+            # another worker owns the job now (this one stalled past its lease): stop here
+            # rather than run it twice side by side until the next heartbeat notices
+            self.lease_lost = True
+            raise JobCancelled()
         if flag:
             self.cancel_requested = True
             raise JobCancelled()
 
 
-Handler = Callable[[JobRun], Awaitable[dict[str, Any] | None]]
+Handler = Callable[[JobRun], Coroutine[Any, Any, dict[str, Any] | None]]
 
 
 @dataclass
@@ -96,10 +101,11 @@ class Worker:
     async def run_once(self) -> bool:
         """Claim and run one job; False when there was nothing to do."""
         async with self.db.transaction() as session:
-            for job in await queue.fail_exhausted(session) + await queue.cancel_expired_requests(
+            # cancels first: a user's cancel outranks "worker lost" on the last attempt
+            for ended in await queue.cancel_expired_requests(session) + await queue.fail_exhausted(
                 session
             ):
-                await self._announce(job)
+                await self._announce(ended)
             job = await queue.claim(session, self.worker_id, list(self.handlers), self.lease)
         if job is None:
             return False
@@ -141,7 +147,13 @@ class Worker:
         """Renew the lease at a third of its length; stop the handler when a cancel comes in."""
         while True:
             await asyncio.sleep(self.lease.total_seconds() / 3)
-            flag = await self.beat(job)
+            try:
+                flag = await self.beat(job)
+            except Exception:
+                # a database blip must not end the heartbeat: the lease would then run out
+                # under a live run and a second worker would start the same job
+                log.warning("job %s: lease renewal failed; retrying", job.id, exc_info=True)
+                continue
             if flag is None:
                 log.warning("job %s: lease lost; stopping the local run", job.id)
                 run.lease_lost = True
@@ -159,7 +171,7 @@ class Worker:
             flag = await queue.renew_lease(
                 session, job, self.worker_id, self.lease, progress=progress, stage=stage
             )
-        if progress is not None:
+        if progress is not None and flag is not None:
             job.progress, job.stage = progress, stage or job.stage
             await self._announce(job)
         return flag

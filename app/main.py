@@ -61,10 +61,12 @@ def create_app(
         db = Database(settings.url, pool_size=settings.db_pool_size)
         pubsub = PubSub(settings.broadcast_url)
         await pubsub.connect()
-        worker = None
+        worker = jobs_db = None
         if settings.run_workers:
+            # a pool of its own, so long jobs never starve requests of connections
+            jobs_db = Database(settings.url, pool_size=settings.worker_concurrency + 1)
             worker = Worker(
-                db,
+                jobs_db,
                 pubsub,
                 HANDLERS if handlers is None else handlers,
                 concurrency=settings.worker_concurrency,
@@ -77,8 +79,9 @@ def create_app(
         try:
             yield {"services": services}
         finally:
-            if worker is not None:
+            if worker is not None and jobs_db is not None:
                 await worker.stop()
+                await jobs_db.dispose()
             await pubsub.disconnect()
             await db.dispose()
 

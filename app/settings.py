@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     jwt_ttl_seconds: int = 12 * 3600
     secret_key: str = DEV_SECRET_KEY
     data_dir: Path = Path(".dashgraph")
+    demo_size: str = "small"
     db_pool_size: int = 10
 
     # GraphQL guards

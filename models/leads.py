@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, select
 
@@ -360,7 +361,7 @@ async def latest_scores_by_lead(
         select(LeadScore)
         .where(LeadScore.workspace_id == workspace_id, LeadScore.lead_id.in_(lead_ids))  # type: ignore[attr-defined]
         .order_by(LeadScore.lead_id, LeadScore.scored_at.desc(), LeadScore.id.desc())  # type: ignore[attr-defined,union-attr]
-        .distinct(LeadScore.lead_id)
+        .ext(distinct_on(LeadScore.lead_id))
     )
     return {row.lead_id: row for row in (await session.execute(query)).scalars()}
 

@@ -37,11 +37,12 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
         query=Query,
         mutation=Mutation,
         extensions=[
-            ParserCache(maxsize=512),
-            ValidationCache(maxsize=512),
-            QueryDepthLimiter(max_depth=max_depth),
-            MaxAliasesLimiter(max_alias_count=max_aliases),
-            MaxTokensLimiter(max_token_count=max_tokens),
+            # factories: a fresh extension per request (the caches themselves are shared)
+            lambda: ParserCache(maxsize=512),
+            lambda: ValidationCache(maxsize=512),
+            lambda: QueryDepthLimiter(max_depth=max_depth),
+            lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
+            lambda: MaxTokensLimiter(max_token_count=max_tokens),
         ],
     )
 

@@ -53,7 +53,7 @@ def test_no_token_is_unauthenticated(anonymous: Persona) -> None:
 
 
 def test_garbage_token_is_unauthenticated(server) -> None:
-    for header in ("Bearer garbage", "Basic abc", "Bearer "):
+    for header in ("Bearer garbage", "Basic abc", "Bearer", "Bearer a.b.c"):
         persona = Persona(server.url, None, {"Authorization": header})
         assert persona.error(VIEWER)["extensions"]["code"] == "UNAUTHENTICATED", header
 

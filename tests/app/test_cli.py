@@ -1,0 +1,70 @@
+"""`dashgraph serve` as a user runs it: embedded Postgres, demo data, SIGTERM, restart reuses."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.client import LOGIN
+from tests.conftest import free_port
+
+
+def start_serve(data_dir: Path, port: int) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASHGRAPH_")}
+    env |= {"DASHGRAPH_DATA_DIR": str(data_dir), "DASHGRAPH_DEMO_SIZE": "tiny"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def wait_until_serving(process: subprocess.Popen[str], url: str) -> None:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        try:
+            if httpx.post(url, json={"query": "{ __typename }"}).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError("dashgraph serve did not answer")
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
+    return output
+
+
+def test_serve_embedded_then_restart_reuses_data(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/graphql"
+    first = start_serve(tmp_path, port)
+    try:
+        wait_until_serving(first, url)
+        login = {"query": LOGIN, "variables": {"email": "admin@acme.example", "password": "demo"}}
+        assert httpx.post(url, json=login).json()["data"]["login"]["token"]
+        page = httpx.get(url, headers={"Accept": "text/html"})
+        assert page.status_code == 200 and "graphiql" in page.text.lower()
+    finally:
+        output = stop(first)
+    assert "loaded the demo data" in output and "admin@acme.example" in output
+    pg = tmp_path / "pg"
+    assert not (pg / "postmaster.pid").exists(), "embedded Postgres still running"
+
+    second = start_serve(tmp_path, port)
+    try:
+        wait_until_serving(second, url)
+        login = {"query": LOGIN, "variables": {"email": "user@acme.example", "password": "demo"}}
+        assert httpx.post(url, json=login).json()["data"]["login"]["token"]
+    finally:
+        output = stop(second)
+    assert "loaded the demo data" not in output
