@@ -20,7 +20,10 @@ def start_serve(data_dir: Path, port: int) -> subprocess.Popen[str]:
     env |= {"DASHGRAPH_DATA_DIR": str(data_dir), "DASHGRAPH_DEMO_SIZE": "tiny"}
     return subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
