@@ -1,8 +1,7 @@
-"""Engine, sessions and the COPY helper: the only place that knows how we reach Postgres."""
+"""Engine and sessions: the only place that knows how we reach Postgres."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -69,26 +68,22 @@ class Database:
         self.url = url
         self.engine = create_engine(url, pool_size=pool_size)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # reads run in autocommit: no BEGIN/ROLLBACK round trips around every loader's SELECT
+        self.reads = async_sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+        )
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessions() as session:
+        """For reads: each statement on its own, no transaction around them."""
+        async with self.reads() as session:
             yield session
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """For writes: one transaction, committed at the end, rolled back on any error."""
         async with self.sessions() as session, session.begin():
             yield session
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-
-
-async def copy_csv(session: AsyncSession, table: str, columns: list[str], csv: bytes) -> None:
-    """Bulk load CSV bytes with COPY FROM STDIN on the session's own asyncpg connection."""
-    raw = await session.connection()
-    driver = (await raw.get_raw_connection()).driver_connection
-    assert driver is not None
-    await driver.copy_to_table(
-        table, source=io.BytesIO(csv), columns=columns, format="csv", header=False
-    )

@@ -38,7 +38,7 @@ def _plain(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://")
 
 
-async def _recreate(admin_url: str, name: str) -> str:
+async def recreate_database(admin_url: str, name: str) -> str:
     conn = await asyncpg.connect(_plain(admin_url))
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -69,12 +69,11 @@ def admin_database_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def database_url(admin_database_url: str) -> str:
     """A fresh database, migrated and seeded with the deterministic `tiny` data set."""
-    from models.seed import seed
-
     from models.db import Database
     from models.migrate import upgrade
+    from models.seed import seed
 
-    url = asyncio.run(_recreate(admin_database_url, f"dashgraph_test_{os.getpid()}"))
+    url = asyncio.run(recreate_database(admin_database_url, f"dashgraph_test_{os.getpid()}"))
     upgrade(url)
 
     async def load() -> None:
