@@ -57,6 +57,9 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=False,
+        # reuse the most recent connections: they are warm (asyncpg's per-connection type
+        # caches) and the rest can idle out
+        pool_use_lifo=True,
         connect_args={"server_settings": {"application_name": "dashgraph"}},
     )
 

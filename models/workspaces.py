@@ -88,42 +88,22 @@ async def user_by_email(session: AsyncSession, email: str) -> User | None:
 
 async def viewer_with_memberships(
     session: AsyncSession, user_id: int
-) -> tuple[User, dict[int, Role]] | None:
-    """The viewer and their roles by workspace, in one statement (runs on every request)."""
+) -> tuple[User, dict[int, Role], dict[int, Workspace]] | None:
+    """The viewer, their roles and their workspaces, in one statement (runs on every request)."""
     rows = (
         await session.execute(
-            select(User, Membership.workspace_id, Membership.role)
+            select(User, Membership.role, Workspace)
             .outerjoin(Membership, Membership.user_id == User.id)
+            .outerjoin(Workspace, Workspace.id == Membership.workspace_id)
             .where(User.id == user_id, User.is_active)
         )
     ).all()
     if not rows:
         return None
     user = rows[0][0]
-    roles = {ws: Role(role) for _, ws, role in rows if ws is not None}
-    return user, roles
-
-
-async def workspaces_by_ids(session: AsyncSession, ids: list[int]) -> list[Workspace]:
-    result = await session.execute(select(Workspace).where(Workspace.id.in_(ids)))  # type: ignore[union-attr]
-    return list(result.scalars())
-
-
-async def memberships_of_users(
-    session: AsyncSession, workspace_id: int, user_ids: list[int]
-) -> list[Membership]:
-    result = await session.execute(
-        select(Membership).where(
-            Membership.workspace_id == workspace_id,
-            Membership.user_id.in_(user_ids),  # type: ignore[attr-defined]
-        )
-    )
-    return list(result.scalars())
-
-
-async def users_by_ids(session: AsyncSession, ids: list[int]) -> list[User]:
-    result = await session.execute(select(User).where(User.id.in_(ids)))  # type: ignore[union-attr]
-    return list(result.scalars())
+    spaces = {ws.id: ws for _, _, ws in rows if ws is not None}
+    roles = {ws.id: Role(role) for _, role, ws in rows if ws is not None}
+    return user, roles, spaces
 
 
 async def members(session: AsyncSession, workspace_id: int) -> list[tuple[User, str]]:

@@ -15,8 +15,8 @@ from app.settings import Settings
 from models.db import Database
 from models.errors import BadUserInput, NotFound, Unauthenticated
 from models.scope import Scope
-from models.workspaces import Role, User, viewer_with_memberships
-from resolvers.loaders import Loaders, ViewerLoaders
+from models.workspaces import Role, User, Workspace, viewer_with_memberships
+from resolvers.loaders import Loaders
 
 
 @dataclass(slots=True)
@@ -33,6 +33,7 @@ class Services:
 class Viewer:
     user: User
     roles: dict[int, Role]
+    workspaces: dict[int, Workspace]
 
     @property
     def id(self) -> int:
@@ -49,7 +50,6 @@ class Context:
     _viewer: Viewer | None = None
     _viewer_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _loaders: dict[int, Loaders] = field(default_factory=dict)
-    _viewer_loaders: ViewerLoaders | None = None
 
     @property
     def db(self) -> Database:
@@ -60,7 +60,7 @@ class Context:
         return self.services.settings
 
     async def viewer(self) -> Viewer:
-        """The authenticated user and their memberships: one statement, once per request."""
+        """The user, their memberships and workspaces: one statement, once per request."""
         async with self._viewer_lock:
             if self._viewer is None:
                 token = bearer_token(self.authorization)
@@ -102,12 +102,6 @@ class Context:
         if found is None or found.scope != scope:
             found = self._loaders[scope.workspace_id] = Loaders(self.db, scope)
         return found
-
-    @property
-    def viewer_loaders(self) -> ViewerLoaders:
-        if self._viewer_loaders is None:
-            self._viewer_loaders = ViewerLoaders(self.db)
-        return self._viewer_loaders
 
     async def publish(self, workspace_id: int, kind: str, ids: list[Any]) -> None:
         await self.services.pubsub.publish(ChangeEvent(workspace_id, kind, [str(i) for i in ids]))

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from aiodataloader import DataLoader
 
-from models import agents, jobs, leads, workspaces
+from models import agents, jobs, leads
 from models.db import Database
 from models.scope import Scope
 
@@ -74,20 +74,6 @@ class JobByIdLoader(_Loader):
         return _in_key_order(keys, rows)
 
 
-class WorkspaceByIdLoader(_Loader):
-    async def batch_load_fn(self, keys: list[int]) -> list[workspaces.Workspace | None]:
-        async with self.db.session() as session:
-            rows = await workspaces.workspaces_by_ids(session, list(keys))
-        return _in_key_order(keys, rows)
-
-
-class UserByIdLoader(_Loader):
-    async def batch_load_fn(self, keys: list[int]) -> list[workspaces.User | None]:
-        async with self.db.session() as session:
-            rows = await workspaces.users_by_ids(session, list(keys))
-        return _in_key_order(keys, rows)
-
-
 class Loaders:
     """The loaders of one workspace scope."""
 
@@ -98,11 +84,3 @@ class Loaders:
         self.events_by_lead = EventsByLeadLoader(db, scope)
         self.latest_score_by_lead = LatestScoreByLeadLoader(db, scope)
         self.job_by_id = JobByIdLoader(db, scope)
-
-
-class ViewerLoaders:
-    """Loaders that are not bound to one workspace (the viewer's own memberships)."""
-
-    def __init__(self, db: Database) -> None:
-        self.workspace_by_id = WorkspaceByIdLoader(db)
-        self.user_by_id = UserByIdLoader(db)

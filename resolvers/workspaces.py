@@ -11,6 +11,7 @@ from app import auth
 from models import agents, workspaces
 from models.errors import BadUserInput, Forbidden
 from models.scope import Scope
+from resolvers import context
 from resolvers.agents import Agent, AgentKind, AgentStatus
 from resolvers.context import Info
 from resolvers.enums import Role
@@ -92,13 +93,7 @@ class Workspace:
 @strawberry.type
 class Membership:
     role: Role
-    workspace_id: strawberry.Private[int]
-    user_id: strawberry.Private[int]
-
-    @strawberry.field
-    async def workspace(self, info: Info) -> Workspace:
-        row = await info.context.viewer_loaders.workspace_by_id.load(self.workspace_id)
-        return Workspace.from_row(row, Scope(self.workspace_id, self.user_id, self.role))
+    workspace: Workspace
 
 
 @strawberry.type
@@ -109,14 +104,17 @@ class Viewer:
     memberships: list[Membership]
 
     @classmethod
-    def from_user(cls, user: workspaces.User, roles: dict[int, workspaces.Role]) -> Self:
-        assert user.id is not None
+    def from_viewer(cls, viewer: context.Viewer) -> Self:
         return cls(
-            id=strawberry.ID(str(user.id)),
-            email=user.email,
-            full_name=user.full_name,
+            id=strawberry.ID(str(viewer.id)),
+            email=viewer.user.email,
+            full_name=viewer.user.full_name,
             memberships=[
-                Membership(role=roles[ws], workspace_id=ws, user_id=user.id) for ws in sorted(roles)
+                Membership(
+                    role=role,
+                    workspace=Workspace.from_row(viewer.workspaces[ws], Scope(ws, viewer.id, role)),
+                )
+                for ws, role in sorted(viewer.roles.items())
             ],
         )
 
@@ -132,22 +130,22 @@ class WorkspaceQueries:
     @strawberry.field(description="The signed-in user")
     async def viewer(self, info: Info) -> Viewer:
         viewer = await info.context.viewer()
-        return Viewer.from_user(viewer.user, viewer.roles)
+        return Viewer.from_viewer(viewer)
 
     @strawberry.field(
         description="A workspace of the viewer; no id: `X-Workspace-Id`, else the first"
     )
     async def workspace(self, info: Info, id: strawberry.ID | None = None) -> Workspace:
         scope = await info.context.scope(id)
-        row = await info.context.viewer_loaders.workspace_by_id.load(scope.workspace_id)
-        return Workspace.from_row(row, scope)
+        viewer = await info.context.viewer()
+        return Workspace.from_row(viewer.workspaces[scope.workspace_id], scope)
 
 
 @strawberry.type
 class WorkspaceMutations:
     @strawberry.mutation(description="Exchange email and password for a bearer token")
     async def login(self, info: Info, email: str, password: str) -> LoginPayload:
-        token, user = await auth.login(info.context.db, info.context.settings, email, password)
+        token, _ = await auth.login(info.context.db, info.context.settings, email, password)
         info.context.authorization = f"Bearer {token}"
         viewer = await info.context.viewer()
-        return LoginPayload(token=token, viewer=Viewer.from_user(user, viewer.roles))
+        return LoginPayload(token=token, viewer=Viewer.from_viewer(viewer))

@@ -87,7 +87,7 @@ def database_url(admin_database_url: str) -> str:
     return url
 
 
-def test_settings(database_url: str, **overrides: Any) -> Settings:
+def settings_for(database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": database_url,
         "jwt_secret": "test-jwt-secret-0123456789abcdef",
@@ -135,7 +135,7 @@ class ServerThread:
 
 @pytest.fixture(scope="session")
 def server(database_url: str) -> Iterator[ServerThread]:
-    with ServerThread(create_app(test_settings(database_url))) as running:
+    with ServerThread(create_app(settings_for(database_url))) as running:
         yield running
 
 

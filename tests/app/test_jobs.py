@@ -23,7 +23,7 @@ from models.scope import Scope
 from models.workspaces import Role
 from tests.client import Persona, login
 from tests.conftest import ServerThread
-from tests.conftest import test_settings as settings_for
+from tests.conftest import settings_for as settings_for
 
 T = TypeVar("T")
 

@@ -8,7 +8,7 @@ import jwt
 
 from app.auth import issue_token
 from tests.client import LOGIN, Persona
-from tests.conftest import test_settings
+from tests.conftest import settings_for
 
 VIEWER = """
 { viewer { id email fullName memberships { role workspace { id name slug } } } }
@@ -76,7 +76,7 @@ def test_token_signed_with_another_key_is_rejected(server, database_url, sql_ses
 
 def test_expired_token_is_unauthenticated(server, database_url, sql_session) -> None:
     user_id = sql_session("SELECT id FROM app_user WHERE email = 'admin@acme.example'")[0]["id"]
-    settings = test_settings(database_url)
+    settings = settings_for(database_url)
     expired = issue_token(settings, user_id, now=datetime.now(UTC) - timedelta(days=2))
     error = Persona(server.url, expired).error(VIEWER)
     assert error["extensions"]["code"] == "UNAUTHENTICATED"
