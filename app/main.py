@@ -18,6 +18,7 @@ from strawberry.asgi import GraphQL
 from app.handlers import HANDLERS
 from app.jobs import Handler, Worker
 from app.pubsub import PubSub
+from app.ratelimit import RateLimits
 from app.settings import Settings
 from models.db import Database
 from resolvers.context import Context, Services
@@ -46,6 +47,7 @@ class GraphQLApp(GraphQL[Context, None]):
             services=self.services,
             authorization=request.headers.get("authorization"),
             workspace_header=request.headers.get("x-workspace-id"),
+            client_host=request.client.host if request.client else None,
             request=request,
         )
 
@@ -74,7 +76,15 @@ def create_app(
                 poll_seconds=settings.job_poll_seconds,
             )
             await worker.start()
-        services = Services(settings=settings, db=db, pubsub=pubsub, worker=worker)
+        limits = RateLimits(
+            settings.broadcast_url,
+            {
+                "query": settings.rate_limit_query,
+                "mutation": settings.rate_limit_mutation,
+                "login": settings.rate_limit_login,
+            },
+        )
+        services = Services(settings=settings, db=db, pubsub=pubsub, limits=limits, worker=worker)
         graphql.services = app.state.services = services
         try:
             yield {"services": services}

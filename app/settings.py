@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     max_aliases: int = 30
     max_tokens: int = 3000
 
+    # rate limits per viewer (seed 000: dashboard data 200/min, custom dashboards 100/min);
+    # login per client address and per email, against password guessing
+    rate_limit_query: str = "200/minute"
+    rate_limit_mutation: str = "100/minute"
+    rate_limit_login: str = "10/minute"
+
     # jobs
     run_workers: bool = True
     worker_concurrency: int = 2

@@ -11,6 +11,7 @@ import strawberry
 from app.auth import bearer_token, user_id_from_token
 from app.jobs import Worker
 from app.pubsub import ChangeEvent, PubSub
+from app.ratelimit import RateLimits
 from app.settings import Settings
 from models.db import Database
 from models.errors import BadUserInput, NotFound, Unauthenticated
@@ -26,6 +27,7 @@ class Services:
     settings: Settings
     db: Database
     pubsub: PubSub
+    limits: RateLimits
     worker: Worker | None = None
 
 
@@ -46,6 +48,7 @@ class Context:
     services: Services
     authorization: str | None = None
     workspace_header: str | None = None
+    client_host: str | None = None
     request: Any = None
     _viewer: Viewer | None = None
     _viewer_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -73,6 +76,16 @@ class Context:
                     raise Unauthenticated("Token names an unknown or disabled user")
                 self._viewer = Viewer(*found)
             return self._viewer
+
+    def client_key(self) -> str:
+        """Who a rate limit counts: the signed-in user (from the token alone), else the address."""
+        try:
+            token = bearer_token(self.authorization)
+            if token is not None:
+                return f"user:{user_id_from_token(self.settings, token)}"
+        except Unauthenticated:
+            pass  # the request fails on authentication anyway; count it against the address
+        return f"addr:{self.client_host}"
 
     async def scope(self, workspace_id: strawberry.ID | str | None = None) -> Scope:
         """The workspace of this field: the argument, else `X-Workspace-Id`, else the first one."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
@@ -9,15 +11,30 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
+    SchemaExtension,
     ValidationCache,
 )
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
+from strawberry.types.graphql import OperationType
 
+from resolvers.context import Context
 from resolvers.errors import rewrite
 from resolvers.jobs import JobMutations, JobQueries
 from resolvers.leads import LeadMutations, LeadQueries
 from resolvers.workspaces import WorkspaceMutations, WorkspaceQueries
+
+
+class RateLimit(SchemaExtension):
+    """One hit per operation in the bucket of its type (query, mutation), per viewer."""
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        context = self.execution_context.context
+        operation = self.execution_context.operation_type
+        if isinstance(context, Context) and operation is not OperationType.SUBSCRIPTION:
+            await context.services.limits.hit(operation.value, context.client_key())
+        yield
+
 
 Query = merge_types("Query", (WorkspaceQueries, LeadQueries, JobQueries))
 Mutation = merge_types("Mutation", (WorkspaceMutations, LeadMutations, JobMutations))
@@ -38,6 +55,7 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
         mutation=Mutation,
         extensions=[
             # factories: a fresh extension per request (the caches themselves are shared)
+            RateLimit,
             lambda: ParserCache(maxsize=512),
             lambda: ValidationCache(maxsize=512),
             lambda: QueryDepthLimiter(max_depth=max_depth),

@@ -145,6 +145,9 @@ class WorkspaceQueries:
 class WorkspaceMutations:
     @strawberry.mutation(description="Exchange email and password for a bearer token")
     async def login(self, info: Info, email: str, password: str) -> LoginPayload:
+        limits = info.context.services.limits
+        await limits.hit("login", f"addr:{info.context.client_host}")
+        await limits.hit("login", f"email:{email.strip().lower()}")
         token, _ = await auth.login(info.context.db, info.context.settings, email, password)
         info.context.authorization = f"Bearer {token}"
         viewer = await info.context.viewer()
