@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from typing import Any
 
 import jwt
 
@@ -33,15 +34,24 @@ def issue_token(settings: Settings, user_id: int, *, now: datetime | None = None
 
 
 def user_id_from_token(settings: Settings, token: str) -> int:
+    return int(verified_claims(settings, token)["sub"])
+
+
+def token_expires_at(settings: Settings, token: str) -> datetime:
+    return datetime.fromtimestamp(verified_claims(settings, token)["exp"], UTC)
+
+
+def verified_claims(settings: Settings, token: str) -> dict[str, Any]:
     try:
-        claims = jwt.decode(
+        claims: dict[str, Any] = jwt.decode(
             token,
             settings.jwt_secret,
             algorithms=["HS256"],
             issuer="dashgraph",
             options={"require": ["sub", "exp", "iat"]},
         )
-        return int(claims["sub"])
+        int(claims["sub"])
+        return claims
     except jwt.ExpiredSignatureError as exc:
         raise Unauthenticated("Token has expired") from exc
     except (jwt.InvalidTokenError, ValueError) as exc:

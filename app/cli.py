@@ -1,4 +1,4 @@
-"""`dashgraph` command line: serve, seed, worker, schema."""
+"""`dashgraph` command line: serve, seed, worker, simulate, schema."""
 
 from __future__ import annotations
 
@@ -27,12 +27,25 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    serve.add_argument(
+        "--simulate",
+        type=_positive,
+        nargs="?",
+        const=2.0,
+        metavar="RATE",
+        help="also write demo activity, RATE actions per second (default 2)",
+    )
 
     seed = commands.add_parser("seed", help="load deterministic demo data")
     seed.add_argument("--size", choices=["tiny", "small", "medium", "large"], default="small")
     seed.add_argument("--reset", action="store_true", help="empty every table first")
 
     commands.add_parser("worker", help="run job workers only (scale-out)")
+
+    simulate = commands.add_parser("simulate", help="write demo activity into the database")
+    simulate.add_argument("--rate", type=_positive, default=2.0, help="actions per second")
+    simulate.add_argument("--duration", type=_positive, help="seconds (default: until stopped)")
+    simulate.add_argument("--seed", type=int, help="random seed, to repeat a run")
 
     schema = commands.add_parser("schema", help="print the SDL, or check schema.graphql")
     schema.add_argument("--check", action="store_true", help="exit 1 if the file differs")
@@ -43,7 +56,21 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    {"serve": _serve, "seed": _seed, "worker": _worker, "schema": _schema}[args.command](args)
+    commands_by_name = {
+        "serve": _serve,
+        "seed": _seed,
+        "worker": _worker,
+        "simulate": _simulate,
+        "schema": _schema,
+    }
+    commands_by_name[args.command](args)
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
 
 
 @contextlib.contextmanager
@@ -123,6 +150,10 @@ def _serve(args: argparse.Namespace) -> None:
             if asyncio.run(_run_seed(url, settings.demo_size, reset=False, only_if_empty=True)):
                 print("the database was empty: loaded the demo data")
             _print_logins()
+        if args.simulate:
+            # read by each uvicorn worker's lifespan (Settings.simulate_rate): split the rate
+            os.environ["DASHGRAPH_SIMULATE_RATE"] = str(args.simulate / max(args.workers, 1))
+            print(f"simulating demo activity: {args.simulate:g} actions/s", flush=True)
         print(f"serving http://{args.host}:{args.port}/graphql (GraphiQL in a browser)", flush=True)
         # uvicorn shuts down gracefully, then re-raises the signal it caught; with these
         # handlers in place that becomes a clean exit, so the embedded Postgres is stopped
@@ -194,6 +225,46 @@ def _worker(args: argparse.Namespace) -> None:
 
     with _database(settings) as url:
         _prepare(url)
+        asyncio.run(run(url))
+
+
+def _simulate(args: argparse.Namespace) -> None:
+    settings = Settings()
+
+    async def run(url: str) -> None:
+        from app.pubsub import PubSub
+        from app.simulate import Simulator
+        from models.db import Database
+
+        db = Database(url, pool_size=2)
+        pubsub = PubSub(settings.broadcast_url)
+        await pubsub.connect()
+        simulator = Simulator(db, pubsub, rate=args.rate, seed=args.seed)
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await simulator.run(args.duration)
+        except asyncio.CancelledError:
+            pass  # stopped by a signal: the simulator has ended its calls
+        finally:
+            await pubsub.disconnect()
+            await db.dispose()
+        done = ", ".join(f"{n} {name}" for name, n in sorted(simulator.done.items()))
+        print(f"simulated: {done or 'nothing'}")
+
+    with _database(settings) as url:
+        _prepare(url)
+        if settings.broadcast_url.startswith("memory://"):
+            print(
+                "note: DASHGRAPH_BROADCAST_URL is memory://, so only the database changes; a "
+                "`dashgraph serve` in another process shows it live when both processes use "
+                "DASHGRAPH_BROADCAST_URL=redis://...",
+                flush=True,
+            )
+        print(f"simulating demo activity: {args.rate:g} actions/s (Ctrl-C stops)", flush=True)
         asyncio.run(run(url))
 
 

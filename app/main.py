@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.applications import Starlette
@@ -14,13 +16,19 @@ from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.types.unset import UNSET, UnsetType
 
+from app.auth import bearer_token, token_expires_at
 from app.handlers import HANDLERS
 from app.jobs import Handler, Worker
+from app.live import LiveHub
 from app.pubsub import PubSub
 from app.ratelimit import RateLimits
 from app.settings import Settings
+from app.simulate import run_simulator
 from models.db import Database
+from models.errors import DomainError
 from resolvers.context import Context, Services
 from resolvers.schema import build_schema
 
@@ -38,8 +46,34 @@ class GraphQLApp(GraphQL[Context, None]):
                 max_tokens=settings.max_tokens,
             ),
             graphql_ide="graphiql",
+            # graphql-transport-ws's own timeout for connection_init (4408 after it)
+            connection_init_wait_timeout=timedelta(seconds=3),
+            max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
         )
         self.services: Services | None = None  # set by the lifespan
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """Authenticate `connection_init` before the ack; end the socket when the token does."""
+        params = context.connection_params or {}
+        authorization = params.get("Authorization", params.get("authorization"))
+        workspace = params.get("X-Workspace-Id", params.get("workspaceId"))
+        context.authorization = authorization if isinstance(authorization, str) else None
+        if workspace is not None:
+            context.workspace_header = str(workspace)
+        try:
+            await context.viewer()
+            token = bearer_token(context.authorization)
+            assert token is not None
+            expires_at = token_expires_at(context.settings, token)
+        except DomainError as exc:
+            raise ConnectionRejectionError({"message": exc.message, "code": exc.code}) from exc
+        websocket = context.request
+        context.services.hub.connections.add(websocket)
+        delay = max(0.0, (expires_at - datetime.now(UTC)).total_seconds())
+        asyncio.get_running_loop().call_later(
+            delay, lambda: asyncio.ensure_future(_close_expired(websocket))
+        )
+        return UNSET
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         assert self.services is not None, "lifespan has not run"
@@ -50,6 +84,11 @@ class GraphQLApp(GraphQL[Context, None]):
             client_host=request.client.host if request.client else None,
             request=request,
         )
+
+
+async def _close_expired(websocket: WebSocket) -> None:
+    with contextlib.suppress(Exception):  # already gone: nothing to close
+        await websocket.close(code=4403, reason="Token expired")
 
 
 def create_app(
@@ -82,13 +121,30 @@ def create_app(
                 "query": settings.rate_limit_query,
                 "mutation": settings.rate_limit_mutation,
                 "login": settings.rate_limit_login,
+                "subscription": settings.rate_limit_subscription,
             },
         )
-        services = Services(settings=settings, db=db, pubsub=pubsub, limits=limits, worker=worker)
+        hub = LiveHub(pubsub, tick_seconds=settings.live_tick_seconds)
+        await hub.start()
+        pubsub.on_lost.append(hub.close_connections)
+        simulator = None
+        if settings.simulate_rate > 0:
+            simulator = asyncio.create_task(
+                run_simulator(db, pubsub, settings.simulate_rate), name="simulator"
+            )
+        services = Services(
+            settings=settings, db=db, pubsub=pubsub, hub=hub, limits=limits, worker=worker
+        )
         graphql.services = app.state.services = services
         try:
             yield {"services": services}
         finally:
+            if simulator is not None:
+                # it ends its open calls on cancel, so it goes before the database does
+                simulator.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await simulator
+            await hub.stop()
             if worker is not None and jobs_db is not None:
                 await worker.stop()
                 await jobs_db.dispose()

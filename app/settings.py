@@ -38,6 +38,14 @@ class Settings(BaseSettings):
     rate_limit_query: str = "200/minute"
     rate_limit_mutation: str = "100/minute"
     rate_limit_login: str = "10/minute"
+    rate_limit_subscription: str = "500/minute"  # seed 000: real-time updates
+
+    # live
+    live_tick_seconds: float = 1.0
+    max_subscriptions_per_connection: int = 50
+    # demo activity written by each server process, actions per second (0: none);
+    # `dashgraph serve --simulate` sets it
+    simulate_rate: float = Field(default=0.0, ge=0)
 
     # jobs
     run_workers: bool = True

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import Field, SQLModel, select
+from sqlmodel import Field, SQLModel, col, select
 
 from models.db import row_id, stamped, tenant_key
 from models.scope import Scope
@@ -49,9 +49,7 @@ class Agent(SQLModel, table=True):
 
 async def agents_by_ids(session: AsyncSession, scope: Scope, ids: list[int]) -> list[Agent]:
     """Agents by id inside the workspace (a lead's agent is visible to whoever sees the lead)."""
-    result = await session.execute(
-        select(Agent).where(scope.where(Agent), Agent.id.in_(ids))  # type: ignore[union-attr]
-    )
+    result = await session.execute(select(Agent).where(scope.where(Agent), col(Agent.id).in_(ids)))
     return list(result.scalars())
 
 
@@ -62,7 +60,7 @@ async def list_agents(
     kind: AgentKind | None = None,
     status: AgentStatus | None = None,
 ) -> list[Agent]:
-    query = select(Agent).where(scope.agents(Agent)).order_by(Agent.id)
+    query = select(Agent).where(scope.agents(Agent)).order_by(col(Agent.id))
     if kind is not None:
         query = query.where(Agent.kind == kind)
     if status is not None:

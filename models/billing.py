@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlmodel import Field, SQLModel
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel, col, select
 
-from models.db import TZ, row_id, stamped, tenant_key
+from models.db import TZ, row_id, stamped, tenant_key, utcnow
+from models.errors import BadUserInput, Validator
+from models.scope import Scope
 
 
 class Plan(SQLModel, table=True):
@@ -70,3 +75,79 @@ class Payment(SQLModel, table=True):
     created_at: datetime = stamped()
 
     __table_args__ = (sa.Index("ix_payment_created", "workspace_id", "created_at"),)
+
+
+def _visible_subscriptions(scope: Scope) -> Any:
+    """Admins see the workspace's subscriptions; everyone else only their own."""
+    clause = scope.where(BillingSubscription)
+    if not scope.is_admin:
+        clause = sa.and_(clause, col(BillingSubscription.user_id) == scope.user_id)
+    return clause
+
+
+async def billable_subscriptions(
+    session: AsyncSession, scope: Scope, *, limit: int = 200
+) -> list[tuple[BillingSubscription, Plan]]:
+    """Subscriptions that are paying (ACTIVE or PAST_DUE), with their plan."""
+    query = (
+        select(BillingSubscription, Plan)
+        .join(Plan, col(Plan.id) == BillingSubscription.plan_id)
+        .where(
+            _visible_subscriptions(scope),
+            col(BillingSubscription.status).in_(
+                [SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE]
+            ),
+        )
+        .order_by(col(BillingSubscription.id))
+        .limit(limit)
+    )
+    return [(sub, plan) for sub, plan in (await session.execute(query)).all()]
+
+
+# ---- writes ----------------------------------------------------------------------------------
+
+MAX_PAYMENT = 100_000_000  # cents: one million in any currency is a typo, not a payment
+
+
+async def record_payment(
+    session: AsyncSession,
+    scope: Scope,
+    *,
+    subscription_id: int,
+    amount: int,
+    status: PaymentStatus = PaymentStatus.SUCCEEDED,
+    currency: str = "USD",
+) -> Payment:
+    """A payment (renewal or top-up, in cents) on a subscription that has not stopped."""
+    v = Validator()
+    v.check(0 < amount <= MAX_PAYMENT, "amount", f"must be 1..{MAX_PAYMENT} cents")
+    v.check(re.fullmatch(r"[A-Z]{3}", currency) is not None, "currency", "an ISO 4217 code")
+    v.check(status in list(PaymentStatus), "status", "not a payment status")
+    v.raise_if_any("Invalid payment")
+    result = await session.execute(
+        select(BillingSubscription).where(
+            _visible_subscriptions(scope), BillingSubscription.id == subscription_id
+        )
+    )
+    subscription = result.scalars().first()
+    if subscription is None:
+        raise BadUserInput(
+            "Unknown subscription",
+            fields={"subscriptionId": "no such subscription in this workspace"},
+        )
+    if subscription.status in (SubscriptionStatus.CANCELLED, SubscriptionStatus.INACTIVE):
+        raise BadUserInput(
+            "The subscription has stopped",
+            fields={"subscriptionId": f"is {subscription.status}"},
+        )
+    payment = Payment(
+        workspace_id=scope.workspace_id,
+        subscription_id=subscription_id,
+        amount=amount,
+        currency=currency,
+        status=status,
+        created_at=utcnow(),
+    )
+    session.add(payment)
+    await session.flush()
+    return payment

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import Field, SQLModel, select
+from sqlmodel import Field, SQLModel, col, select
 
 from models.db import TZ, row_id, stamped, tenant_key, utcnow
 from models.errors import BadUserInput, JobNotFound
@@ -81,7 +81,7 @@ async def enqueue(
 
 def _visible(scope: Scope) -> Any:
     clause = scope.where(Job)
-    return clause if scope.is_admin else sa.and_(clause, Job.created_by == scope.user_id)
+    return clause if scope.is_admin else sa.and_(clause, col(Job.created_by) == scope.user_id)
 
 
 async def get_job(session: AsyncSession, scope: Scope, job_id: int) -> Job:
@@ -96,7 +96,7 @@ async def get_job(session: AsyncSession, scope: Scope, job_id: int) -> Job:
 
 
 async def jobs_by_ids(session: AsyncSession, scope: Scope, ids: list[int]) -> list[Job]:
-    result = await session.execute(select(Job).where(_visible(scope), Job.id.in_(ids)))  # type: ignore[union-attr]
+    result = await session.execute(select(Job).where(_visible(scope), col(Job.id).in_(ids)))
     return list(result.scalars())
 
 
@@ -131,18 +131,18 @@ async def claim(
     runnable = (
         select(Job.workspace_id, Job.id)
         .where(
-            Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]),  # type: ignore[attr-defined]
-            sa.or_(Job.status == JobStatus.QUEUED, Job.lease_expires_at < now),
-            Job.kind.in_(kinds),  # type: ignore[attr-defined]
+            col(Job.status).in_([JobStatus.QUEUED, JobStatus.RUNNING]),
+            sa.or_(col(Job.status) == JobStatus.QUEUED, col(Job.lease_expires_at) < now),
+            col(Job.kind).in_(kinds),
         )
-        .order_by(Job.created_at, Job.id)
+        .order_by(col(Job.created_at), col(Job.id))
         .limit(1)
         .with_for_update(skip_locked=True)
         .cte("runnable")
     )
     result = await session.execute(
         sa.update(Job)
-        .where(Job.workspace_id == runnable.c.workspace_id, Job.id == runnable.c.id)
+        .where(col(Job.workspace_id) == runnable.c.workspace_id, col(Job.id) == runnable.c.id)
         .values(
             status=JobStatus.RUNNING,
             lease_owner=worker_id,
@@ -157,10 +157,10 @@ async def claim(
 
 def _owned(job: Job, worker_id: str) -> Any:
     return sa.and_(
-        Job.workspace_id == job.workspace_id,
-        Job.id == job.id,
-        Job.lease_owner == worker_id,
-        Job.status == JobStatus.RUNNING,
+        col(Job.workspace_id) == job.workspace_id,
+        col(Job.id) == job.id,
+        col(Job.lease_owner) == worker_id,
+        col(Job.status) == JobStatus.RUNNING,
     )
 
 
@@ -183,7 +183,7 @@ async def renew_lease(
         sa.update(Job)
         .where(_owned(job, worker_id))
         .values(**values)
-        .returning(Job.cancel_requested)
+        .returning(col(Job.cancel_requested))
     )
     return result.scalar_one_or_none()
 
@@ -219,9 +219,9 @@ async def fail_exhausted(session: AsyncSession) -> list[Job]:
     result = await session.execute(
         sa.update(Job)
         .where(
-            Job.status == JobStatus.RUNNING,
-            Job.lease_expires_at < sa.func.now(),
-            Job.attempts >= Job.max_attempts,
+            col(Job.status) == JobStatus.RUNNING,
+            col(Job.lease_expires_at) < sa.func.now(),
+            col(Job.attempts) >= Job.max_attempts,
         )
         .values(
             status=JobStatus.FAILED,
@@ -240,9 +240,9 @@ async def cancel_expired_requests(session: AsyncSession) -> list[Job]:
     result = await session.execute(
         sa.update(Job)
         .where(
-            Job.status == JobStatus.RUNNING,
-            Job.cancel_requested,
-            Job.lease_expires_at < sa.func.now(),
+            col(Job.status) == JobStatus.RUNNING,
+            col(Job.cancel_requested),
+            col(Job.lease_expires_at) < sa.func.now(),
         )
         .values(
             status=JobStatus.CANCELLED,

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import Field, SQLModel, select
+from sqlmodel import Field, SQLModel, col, select
 
 from models.db import TZ, row_id, stamped, tenant_key, utcnow
 from models.errors import BadUserInput, NotFound, Validator
@@ -216,15 +216,15 @@ class LeadFilter:
     def clauses(self) -> list[Any]:
         out: list[Any] = []
         if self.stages:
-            out.append(Lead.stage.in_([s.value for s in self.stages]))  # type: ignore[attr-defined]
+            out.append(col(Lead.stage).in_([s.value for s in self.stages]))
         if self.sources:
-            out.append(Lead.source.in_([s.value for s in self.sources]))  # type: ignore[attr-defined]
+            out.append(col(Lead.source).in_([s.value for s in self.sources]))
         if self.agent_ids:
-            out.append(Lead.agent_id.in_(self.agent_ids))  # type: ignore[union-attr]
+            out.append(col(Lead.agent_id).in_(self.agent_ids))
         if self.min_score is not None:
-            out.append(Lead.score >= self.min_score)  # type: ignore[operator]
+            out.append(col(Lead.score) >= self.min_score)
         if self.max_score is not None:
-            out.append(Lead.score <= self.max_score)  # type: ignore[operator]
+            out.append(col(Lead.score) <= self.max_score)
         if self.created_after is not None:
             out.append(Lead.created_at >= self.created_after)
         if self.created_before is not None:
@@ -235,7 +235,7 @@ class LeadFilter:
                 + self.search.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
                 + "%"
             )
-            out.append(sa.or_(Lead.name.ilike(pattern), Lead.email.ilike(pattern)))  # type: ignore[attr-defined,union-attr]
+            out.append(sa.or_(col(Lead.name).ilike(pattern), col(Lead.email).ilike(pattern)))
         return out
 
 
@@ -305,7 +305,9 @@ async def lead_page(
         row = sa.tuple_(key, Lead.id)
         bound = sa.tuple_(sa.literal(after_key, type_=key.type), sa.literal(after_id))
         query = query.where(row < bound if sort.descending else row > bound)
-    order = (key.desc(), Lead.id.desc()) if sort.descending else (key.asc(), Lead.id.asc())  # type: ignore[union-attr]
+    order = (
+        (key.desc(), col(Lead.id).desc()) if sort.descending else (key.asc(), col(Lead.id).asc())
+    )
     rows = list((await session.execute(query.order_by(*order).limit(first + 1))).scalars())
     leads = rows[:first]
     return LeadPage(
@@ -326,7 +328,7 @@ async def count_leads(session: AsyncSession, where: list[Any]) -> int:
 
 
 async def leads_by_ids(session: AsyncSession, scope: Scope, ids: list[int]) -> list[Lead]:
-    result = await session.execute(select(Lead).where(scope.leads(Lead), Lead.id.in_(ids)))  # type: ignore[union-attr]
+    result = await session.execute(select(Lead).where(scope.leads(Lead), col(Lead.id).in_(ids)))
     return list(result.scalars())
 
 
@@ -342,7 +344,7 @@ async def recent_events_by_lead(
     recent = (
         select(LeadEvent)
         .where(LeadEvent.workspace_id == workspace_id, LeadEvent.lead_id == ids.c.id)
-        .order_by(LeadEvent.occurred_at.desc(), LeadEvent.id.desc())  # type: ignore[attr-defined,union-attr]
+        .order_by(col(LeadEvent.occurred_at).desc(), col(LeadEvent.id).desc())
         .limit(first)
         .lateral("e")
     )
@@ -359,9 +361,9 @@ async def latest_scores_by_lead(
 ) -> dict[int, LeadScore]:
     query = (
         select(LeadScore)
-        .where(LeadScore.workspace_id == workspace_id, LeadScore.lead_id.in_(lead_ids))  # type: ignore[attr-defined]
-        .order_by(LeadScore.lead_id, LeadScore.scored_at.desc(), LeadScore.id.desc())  # type: ignore[attr-defined,union-attr]
-        .ext(distinct_on(LeadScore.lead_id))
+        .where(LeadScore.workspace_id == workspace_id, col(LeadScore.lead_id).in_(lead_ids))
+        .order_by(col(LeadScore.lead_id), col(LeadScore.scored_at).desc(), col(LeadScore.id).desc())
+        .ext(distinct_on(col(LeadScore.lead_id)))
     )
     return {row.lead_id: row for row in (await session.execute(query)).scalars()}
 
@@ -448,6 +450,7 @@ async def create_lead(session: AsyncSession, scope: Scope, data: LeadInput) -> L
     )
     session.add(lead)
     await session.flush()
+    assert lead.id is not None  # assigned by the flush
     session.add(
         LeadEvent(
             workspace_id=scope.workspace_id,
@@ -472,6 +475,7 @@ async def _lead_for_update(session: AsyncSession, scope: Scope, lead_id: int) ->
 
 
 def _change_stage(lead: Lead, stage: LeadStage, at: datetime, agent_id: int | None) -> LeadEvent:
+    assert lead.id is not None  # a stored row
     event = LeadEvent(
         workspace_id=lead.workspace_id,
         lead_id=lead.id,
@@ -521,6 +525,8 @@ class LeadEventInput:
     occurred_at: datetime | None = None
     to_stage: LeadStage | None = None
     note: str | None = None
+    # the stage the writer saw: a STAGE_CHANGE is refused if the lead has moved since
+    from_stage: LeadStage | None = None
 
 
 async def record_lead_event(session: AsyncSession, scope: Scope, data: LeadEventInput) -> LeadEvent:
@@ -536,6 +542,11 @@ async def record_lead_event(session: AsyncSession, scope: Scope, data: LeadEvent
         "toStage",
         "only allowed for STAGE_CHANGE",
     )
+    v.check(
+        data.type is LeadEventType.STAGE_CHANGE or data.from_stage is None,
+        "fromStage",
+        "only allowed for STAGE_CHANGE",
+    )
     now = utcnow()
     v.check(data.occurred_at is None or data.occurred_at <= now, "occurredAt", "is in the future")
     v.check(
@@ -549,11 +560,16 @@ async def record_lead_event(session: AsyncSession, scope: Scope, data: LeadEvent
     at = data.occurred_at or now
     if data.type is LeadEventType.STAGE_CHANGE:
         assert data.to_stage is not None
+        if data.from_stage is not None and data.from_stage != lead.stage:
+            raise BadUserInput(
+                "The lead has changed stage since", fields={"fromStage": f"is {lead.stage} now"}
+            )
         if data.to_stage == lead.stage:
             raise BadUserInput("Lead is already in that stage", fields={"toStage": "unchanged"})
         event = _change_stage(lead, data.to_stage, at, lead.agent_id)
         event.note = data.note
     else:
+        assert lead.id is not None  # a stored row
         event = LeadEvent(
             workspace_id=lead.workspace_id,
             lead_id=lead.id,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlmodel import col
 
 from models.workspaces import Role
 
@@ -30,8 +31,8 @@ class Scope:
         """Subquery of the agents this viewer is: the human agent rows linked to the user."""
         from models.agents import Agent
 
-        return sa.select(Agent.id).where(
-            Agent.workspace_id == self.workspace_id, Agent.user_id == self.user_id
+        return sa.select(col(Agent.id)).where(
+            col(Agent.workspace_id) == self.workspace_id, col(Agent.user_id) == self.user_id
         )
 
     def leads(self, lead: Any) -> Any:

@@ -8,8 +8,9 @@ from enum import StrEnum
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import Field, SQLModel, select
+from sqlmodel import Field, SQLModel, col, select
 
 from models.db import TZ, row_id, stamped, tenant_key
 
@@ -93,16 +94,17 @@ async def viewer_with_memberships(
     rows = (
         await session.execute(
             select(User, Membership.role, Workspace)
-            .outerjoin(Membership, Membership.user_id == User.id)
-            .outerjoin(Workspace, Workspace.id == Membership.workspace_id)
+            .outerjoin(Membership, col(Membership.user_id) == User.id)
+            .outerjoin(Workspace, col(Workspace.id) == Membership.workspace_id)
             .where(User.id == user_id, User.is_active)
         )
     ).all()
     if not rows:
         return None
     user = rows[0][0]
-    spaces = {ws.id: ws for _, _, ws in rows if ws is not None}
-    roles = {ws.id: Role(role) for _, role, ws in rows if ws is not None}
+    # no workspace: a user without memberships (the outer join); stored rows always have an id
+    spaces = {ws.id: ws for _, _, ws in rows if ws is not None and ws.id is not None}
+    roles = {ws.id: Role(role) for _, role, ws in rows if ws is not None and ws.id is not None}
     return user, roles, spaces
 
 
@@ -110,8 +112,22 @@ async def members(session: AsyncSession, workspace_id: int) -> list[tuple[User, 
     """Members of a workspace with their role, by name."""
     rows = await session.execute(
         select(User, Membership.role)
-        .join(Membership, Membership.user_id == User.id)
+        .join(Membership, col(Membership.user_id) == User.id)
         .where(Membership.workspace_id == workspace_id)
-        .order_by(User.full_name, User.id)
+        .order_by(User.full_name, col(User.id))
     )
     return [(user, role) for user, role in rows.all()]
+
+
+async def workspace_admins(session: AsyncSession) -> list[tuple[Workspace, int]]:
+    """Every workspace with its longest-standing active ADMIN's user id (workspaces without
+    one are left out). Crosses tenants: for system processes such as the demo simulator."""
+    query = (
+        select(Workspace, col(Membership.user_id))
+        .join(Membership, col(Membership.workspace_id) == Workspace.id)
+        .join(User, col(User.id) == Membership.user_id)
+        .where(Membership.role == Role.ADMIN, col(User.is_active))
+        .order_by(col(Workspace.id), col(Membership.created_at), col(Membership.user_id))
+        .ext(distinct_on(col(Workspace.id)))
+    )
+    return [(workspace, user_id) for workspace, user_id in (await session.execute(query)).all()]

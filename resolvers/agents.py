@@ -8,11 +8,10 @@ from typing import Self
 import strawberry
 
 from models import agents
+from models.agents import AgentKind, AgentStatus
 
-AgentKind = strawberry.enum(
-    agents.AgentKind, description="HUMAN agents are members; AI agents run on their own"
-)
-AgentStatus = strawberry.enum(agents.AgentStatus)
+strawberry.enum(AgentKind, description="HUMAN agents are members; AI agents run on their own")
+strawberry.enum(AgentStatus)
 
 
 @strawberry.type
@@ -32,8 +31,8 @@ class Agent:
         return cls(
             id=strawberry.ID(str(row.id)),
             name=row.name,
-            kind=agents.AgentKind(row.kind),
-            status=agents.AgentStatus(row.status),
+            kind=AgentKind(row.kind),
+            status=AgentStatus(row.status),
             training_level=row.training_level,
             personality=row.personality,
             working_hours_start=row.working_hours_start,

@@ -10,6 +10,7 @@ import strawberry
 
 from app.auth import bearer_token, user_id_from_token
 from app.jobs import Worker
+from app.live import LiveHub
 from app.pubsub import ChangeEvent, PubSub
 from app.ratelimit import RateLimits
 from app.settings import Settings
@@ -27,6 +28,7 @@ class Services:
     settings: Settings
     db: Database
     pubsub: PubSub
+    hub: LiveHub
     limits: RateLimits
     worker: Worker | None = None
 
@@ -50,6 +52,8 @@ class Context:
     workspace_header: str | None = None
     client_host: str | None = None
     request: Any = None
+    # the WebSocket `connection_init` payload (strawberry sets it)
+    connection_params: dict[str, Any] | None = None
     _viewer: Viewer | None = None
     _viewer_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _loaders: dict[int, Loaders] = field(default_factory=dict)
@@ -108,6 +112,11 @@ class Context:
             # the same answer whether it exists or not: no probing for other tenants
             raise NotFound("Workspace not found", workspaceId=str(raw))
         return Scope(workspace_id=ws, user_id=viewer.id, role=role)
+
+    def reset_loaders(self) -> None:
+        """Forget loaded rows: a WebSocket context lives for the whole connection, so every
+        operation and every subscription event starts with fresh loaders."""
+        self._loaders = {}
 
     def loaders(self, scope: Scope) -> Loaders:
         """Loaders for one workspace scope, memoized for this request (or this event)."""

@@ -6,13 +6,16 @@ from enum import Enum
 
 import strawberry
 
-from models.jobs import JobStatus as _JobStatus
-from models.ml_models import ModelStatus as _ModelStatus
-from models.workspaces import Role as _Role
+from models.jobs import JobStatus
+from models.ml_models import ModelStatus
+from models.workspaces import Role
 
-Role = strawberry.enum(_Role, description="A member's role in a workspace")
-JobStatus = strawberry.enum(_JobStatus)
-ModelStatus = strawberry.enum(_ModelStatus)
+# strawberry.enum marks the model enums in place, so annotations use the model classes themselves
+strawberry.enum(Role, description="A member's role in a workspace")
+strawberry.enum(JobStatus)
+strawberry.enum(ModelStatus)
+
+__all__ = ["Granularity", "JobStatus", "ModelStatus", "Period", "Role", "SortDirection"]
 
 
 @strawberry.enum(description="Time window ending now (the seeds' 1h/24h/7d/30d/90d/1y)")

@@ -36,7 +36,7 @@ class Job:
             progress=row.progress,
             stage=row.stage,
             error=row.error,
-            result=row.result,
+            result=JSON(row.result) if row.result is not None else None,
             created_at=row.created_at,
             started_at=row.started_at,
             finished_at=row.finished_at,

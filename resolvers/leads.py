@@ -9,18 +9,19 @@ import strawberry
 
 from models import leads
 from models.errors import Forbidden, NotFound
+from models.leads import LeadEventType, LeadSortField, LeadSource, LeadStage, PropertyType, Timeline
 from models.scope import Scope
 from resolvers.agents import Agent
 from resolvers.context import Info
 from resolvers.enums import SortDirection
 from resolvers.ids import parse_id
 
-LeadStage = strawberry.enum(leads.LeadStage)
-LeadSource = strawberry.enum(leads.LeadSource)
-Timeline = strawberry.enum(leads.Timeline, description="When the lead wants to buy")
-PropertyType = strawberry.enum(leads.PropertyType)
-LeadEventType = strawberry.enum(leads.LeadEventType)
-LeadSortField = strawberry.enum(leads.LeadSortField)
+strawberry.enum(LeadStage)
+strawberry.enum(LeadSource)
+strawberry.enum(Timeline, description="When the lead wants to buy")
+strawberry.enum(PropertyType)
+strawberry.enum(LeadEventType)
+strawberry.enum(LeadSortField)
 
 
 @strawberry.type
@@ -55,10 +56,10 @@ class LeadEvent:
     def from_row(cls, row: leads.LeadEvent) -> Self:
         return cls(
             id=strawberry.ID(str(row.id)),
-            type=leads.LeadEventType(row.type),
+            type=LeadEventType(row.type),
             occurred_at=row.occurred_at,
-            from_stage=leads.LeadStage(row.from_stage) if row.from_stage else None,
-            to_stage=leads.LeadStage(row.to_stage) if row.to_stage else None,
+            from_stage=LeadStage(row.from_stage) if row.from_stage else None,
+            to_stage=LeadStage(row.to_stage) if row.to_stage else None,
             note=row.note,
         )
 
@@ -90,12 +91,12 @@ class Lead:
             name=row.name,
             email=row.email,
             phone=row.phone,
-            source=leads.LeadSource(row.source),
+            source=LeadSource(row.source),
             budget=row.budget,
-            timeline=leads.Timeline(row.timeline) if row.timeline else None,
-            property_type=leads.PropertyType(row.property_type) if row.property_type else None,
+            timeline=Timeline(row.timeline) if row.timeline else None,
+            property_type=PropertyType(row.property_type) if row.property_type else None,
             location=row.location,
-            stage=leads.LeadStage(row.stage),
+            stage=LeadStage(row.stage),
             value=row.value,
             created_at=row.created_at,
             updated_at=row.updated_at,
@@ -118,11 +119,13 @@ class Lead:
             from models.errors import BadUserInput
 
             raise BadUserInput("`first` must be 0..100", fields={"first": "at most 100"})
+        assert self.row.id is not None  # a stored row
         rows = await info.context.loaders(self.scope).events_by_lead.load((self.row.id, first))
         return [LeadEvent.from_row(row) for row in rows]
 
     @strawberry.field(description="Latest stored score; null until the lead has been scored")
     async def score(self, info: Info) -> LeadScore | None:
+        assert self.row.id is not None  # a stored row
         row = await info.context.loaders(self.scope).latest_score_by_lead.load(self.row.id)
         return LeadScore.from_row(row) if row else None
 
@@ -181,7 +184,7 @@ class LeadFilter:
 
 @strawberry.input
 class LeadSort:
-    field: LeadSortField = leads.LeadSortField.CREATED_AT
+    field: LeadSortField = LeadSortField.CREATED_AT
     direction: SortDirection = SortDirection.DESC
 
     def to_model(self) -> leads.LeadSort:
@@ -236,19 +239,7 @@ class CreateLeadInput:
     agent_id: strawberry.ID | None = None
 
     def to_model(self) -> leads.LeadInput:
-        return leads.LeadInput(
-            name=self.name,
-            email=self.email,
-            phone=self.phone,
-            source=self.source,
-            budget=self.budget,
-            timeline=self.timeline,
-            property_type=self.property_type,
-            location=self.location,
-            stage=self.stage,
-            value=self.value,
-            agent_id=parse_id(self.agent_id, "agentId") if self.agent_id else None,
-        )
+        return _lead_input(self)
 
 
 @strawberry.input(description="Only the fields given change")
@@ -265,7 +256,24 @@ class UpdateLeadInput:
     value: int | None = None
     agent_id: strawberry.ID | None = None
 
-    to_model = CreateLeadInput.to_model
+    def to_model(self) -> leads.LeadInput:
+        return _lead_input(self)
+
+
+def _lead_input(data: CreateLeadInput | UpdateLeadInput) -> leads.LeadInput:
+    return leads.LeadInput(
+        name=data.name,
+        email=data.email,
+        phone=data.phone,
+        source=data.source,
+        budget=data.budget,
+        timeline=data.timeline,
+        property_type=data.property_type,
+        location=data.location,
+        stage=data.stage,
+        value=data.value,
+        agent_id=parse_id(data.agent_id, "agentId") if data.agent_id else None,
+    )
 
 
 @strawberry.input

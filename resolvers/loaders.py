@@ -12,6 +12,8 @@ from models.db import Database
 from models.scope import Scope
 
 T = TypeVar("T")
+K = TypeVar("K")
+R = TypeVar("R")
 
 
 def _in_key_order(keys: Iterable[Any], rows: Iterable[T], key: str = "id") -> list[T | None]:
@@ -19,32 +21,31 @@ def _in_key_order(keys: Iterable[Any], rows: Iterable[T], key: str = "id") -> li
     return [by_key.get(k) for k in keys]
 
 
-class _Loader(DataLoader):  # type: ignore[misc]
-    def __init__(self, db: Database, scope: Scope | None = None) -> None:
+class _Loader(DataLoader[K, R]):
+    def __init__(self, db: Database, scope: Scope) -> None:
         super().__init__()
         self.db = db
         self.scope = scope
 
 
-class AgentByIdLoader(_Loader):
+class AgentByIdLoader(_Loader[int, agents.Agent | None]):
     async def batch_load_fn(self, keys: list[int]) -> list[agents.Agent | None]:
         async with self.db.session() as session:
             rows = await agents.agents_by_ids(session, self.scope, list(keys))
         return _in_key_order(keys, rows)
 
 
-class LeadByIdLoader(_Loader):
+class LeadByIdLoader(_Loader[int, leads.Lead | None]):
     async def batch_load_fn(self, keys: list[int]) -> list[leads.Lead | None]:
         async with self.db.session() as session:
             rows = await leads.leads_by_ids(session, self.scope, list(keys))
         return _in_key_order(keys, rows)
 
 
-class EventsByLeadLoader(_Loader):
+class EventsByLeadLoader(_Loader[tuple[int, int], list[leads.LeadEvent]]):
     """Keys are (lead_id, first): one statement per distinct `first` in the tick."""
 
     async def batch_load_fn(self, keys: list[tuple[int, int]]) -> list[list[leads.LeadEvent]]:
-        assert self.scope is not None
         by_first: dict[int, list[int]] = {}
         for lead_id, first in keys:
             by_first.setdefault(first, []).append(lead_id)
@@ -59,15 +60,14 @@ class EventsByLeadLoader(_Loader):
         return [found[key] for key in keys]
 
 
-class LatestScoreByLeadLoader(_Loader):
+class LatestScoreByLeadLoader(_Loader[int, leads.LeadScore | None]):
     async def batch_load_fn(self, keys: list[int]) -> list[leads.LeadScore | None]:
-        assert self.scope is not None
         async with self.db.session() as session:
             found = await leads.latest_scores_by_lead(session, self.scope.workspace_id, list(keys))
         return [found.get(k) for k in keys]
 
 
-class JobByIdLoader(_Loader):
+class JobByIdLoader(_Loader[int, jobs.Job | None]):
     async def batch_load_fn(self, keys: list[int]) -> list[jobs.Job | None]:
         async with self.db.session() as session:
             rows = await jobs.jobs_by_ids(session, self.scope, list(keys))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import strawberry
 from graphql import GraphQLError
@@ -16,13 +16,24 @@ from strawberry.extensions import (
 )
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
-from strawberry.types.graphql import OperationType
 
 from resolvers.context import Context
 from resolvers.errors import rewrite
 from resolvers.jobs import JobMutations, JobQueries
 from resolvers.leads import LeadMutations, LeadQueries
+from resolvers.realtime import RealtimeQueries
+from resolvers.subscriptions import Subscription
 from resolvers.workspaces import WorkspaceMutations, WorkspaceQueries
+
+
+class FreshLoaders(SchemaExtension):
+    """Each operation starts with empty loaders, also on a long-lived WebSocket context."""
+
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context.context
+        if isinstance(context, Context):
+            context.reset_loaders()
+        yield
 
 
 class RateLimit(SchemaExtension):
@@ -31,12 +42,12 @@ class RateLimit(SchemaExtension):
     async def on_execute(self) -> AsyncIterator[None]:
         context = self.execution_context.context
         operation = self.execution_context.operation_type
-        if isinstance(context, Context) and operation is not OperationType.SUBSCRIPTION:
+        if isinstance(context, Context):
             await context.services.limits.hit(operation.value, context.client_key())
         yield
 
 
-Query = merge_types("Query", (WorkspaceQueries, LeadQueries, JobQueries))
+Query = merge_types("Query", (WorkspaceQueries, LeadQueries, JobQueries, RealtimeQueries))
 Mutation = merge_types("Mutation", (WorkspaceMutations, LeadMutations, JobMutations))
 
 
@@ -53,8 +64,10 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
     return Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=[
             # factories: a fresh extension per request (the caches themselves are shared)
+            FreshLoaders,
             RateLimit,
             lambda: ParserCache(maxsize=512),
             lambda: ValidationCache(maxsize=512),

@@ -93,10 +93,12 @@ def settings_for(database_url: str, **overrides: Any) -> Settings:
         "jwt_secret": "test-jwt-secret-0123456789abcdef",
         "secret_key": "test-secret-key-0123456789abcdef",
         "job_poll_seconds": 0.2,
+        "live_tick_seconds": 0.2,
         # the suite is one busy client; tests/app/test_ratelimit.py checks the limits themselves
         "rate_limit_query": "100000/minute",
         "rate_limit_mutation": "100000/minute",
         "rate_limit_login": "100000/minute",
+        "rate_limit_subscription": "100000/minute",
     }
     values.update(overrides)
     return Settings(**values)

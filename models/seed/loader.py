@@ -109,8 +109,8 @@ async def insert_plans(conn: asyncpg.Connection) -> dict[str, int]:
 
 async def detach(conn: asyncpg.Connection, tables: list[str]) -> Detached:
     saved = Detached(
-        indexes=[tuple(r) for r in await conn.fetch(_SECONDARY_INDEXES, tables)],  # type: ignore[misc]
-        foreign_keys=[tuple(r) for r in await conn.fetch(_FOREIGN_KEYS, tables)],  # type: ignore[misc]
+        indexes=[tuple(r) for r in await conn.fetch(_SECONDARY_INDEXES, tables)],
+        foreign_keys=[tuple(r) for r in await conn.fetch(_FOREIGN_KEYS, tables)],
     )
     for table, name, _ in saved.foreign_keys:
         await conn.execute(f"ALTER TABLE {_q(table)} DROP CONSTRAINT {_q(name)}")

@@ -78,7 +78,7 @@ async def seed(
     _password_hash()  # before the transaction: it is slow
     async with db.engine.connect() as connection:
         raw = await connection.get_raw_connection()
-        conn: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+        conn: asyncpg.Connection = raw.driver_connection
         # asyncpg's own transaction: SQLAlchemy's adapter would only BEGIN on its first statement
         async with conn.transaction():
             counts = await _seed_in(conn, spec, clock, reset, progress, random_seed)

@@ -8,7 +8,7 @@ Create Date: 2026-11-23 13:32:34.311925
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 from sqlalchemy.dialects import postgresql
 

@@ -1,0 +1,210 @@
+"""The live hub: change events mark (workspace, topic) groups dirty; each dirty group is
+recomputed at most once per tick for all its subscribers, who get the value only when it
+changed, through bounded latest-wins queues (a slow client skips stale snapshots)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import weakref
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.pubsub import ChangeEvent, PubSub, channel
+
+log = logging.getLogger(__name__)
+
+Compute = Callable[[], Awaitable[Any]]
+Wants = Callable[[ChangeEvent], bool]
+
+
+_NOTHING = object()
+
+
+@dataclass(eq=False)
+class _Subscriber:
+    # one slot: a new snapshot replaces an unread one instead of queueing behind it
+    queue: asyncio.Queue[Any] = field(default_factory=lambda: asyncio.Queue(maxsize=1))
+    last: Any = _NOTHING
+
+    def offer(self, value: Any) -> bool:
+        """Put the newest value unless it is the one this subscriber already has; True if an
+        unread older one was dropped for it."""
+        if value == self.last:
+            return False
+        self.last = value
+        dropped = False
+        if self.queue.full():
+            self.queue.get_nowait()
+            dropped = True
+        self.queue.put_nowait(value)
+        return dropped
+
+
+@dataclass(eq=False)
+class _Group:
+    workspace_id: int
+    key: Hashable
+    compute: Compute
+    wants: Wants
+    subscribers: set[_Subscriber] = field(default_factory=set)
+    value: Any = None
+    computed: bool = False
+    dirty: bool = False
+
+
+@dataclass
+class HubStats:
+    snapshots_sent: int = 0
+    snapshots_dropped: int = 0
+    recomputes: int = 0
+    events_received: int = 0
+
+
+class LiveHub:
+    """One per process. Database load depends on the number of groups, not of subscribers."""
+
+    def __init__(self, pubsub: PubSub, tick_seconds: float = 1.0) -> None:
+        self.pubsub = pubsub
+        self.tick_seconds = tick_seconds
+        self.groups: dict[tuple[int, Hashable], _Group] = {}
+        self.stats = HubStats()
+        self._listeners: dict[int, asyncio.Task[None]] = {}
+        self._ticker: asyncio.Task[None] | None = None
+        self._was_healthy = True
+        # open WebSockets, to tell them (close 1012) when pub/sub is lost
+        self.connections: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._rates: deque[tuple[float, int]] = deque(maxlen=30)
+
+    async def start(self) -> None:
+        self._ticker = asyncio.create_task(self._tick_forever(), name="live-hub-ticker")
+
+    async def stop(self) -> None:
+        tasks = [*self._listeners.values(), *([self._ticker] if self._ticker else [])]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._listeners.clear()
+        self._ticker = None
+
+    async def close_connections(self, code: int = 1012, reason: str = "Service restart") -> None:
+        """Close every live socket with a retryable code: clients reconnect and resubscribe."""
+        for websocket in list(self.connections):
+            with contextlib.suppress(Exception):
+                await websocket.close(code=code, reason=reason)
+        self.connections = weakref.WeakSet()
+
+    def messages_per_second(self) -> float:
+        """Snapshots sent per second over the last ticks (up to 30)."""
+        if len(self._rates) < 2:
+            return 0.0
+        (t0, n0), (t1, n1) = self._rates[0], self._rates[-1]
+        return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+
+    @property
+    def subscriber_count(self) -> int:
+        return sum(len(g.subscribers) for g in self.groups.values())
+
+    async def subscribe(
+        self, workspace_id: int, key: Hashable, compute: Compute, wants: Wants
+    ) -> AsyncIterator[Any]:
+        """The group's current value at once, then each changed value. `compute` and `wants`
+        of the first subscriber serve the whole group, so equal keys must mean equal work."""
+        group = self.groups.get((workspace_id, key))
+        if group is None:
+            group = self.groups[(workspace_id, key)] = _Group(workspace_id, key, compute, wants)
+            self._ensure_listener(workspace_id)
+        subscriber = _Subscriber()
+        group.subscribers.add(subscriber)
+        try:
+            if not group.computed:
+                # the first snapshot comes at once; its failure is this subscriber's error
+                group.value = await group.compute()
+                group.computed = True
+                self.stats.recomputes += 1
+            subscriber.offer(group.value)
+            while True:
+                value = await subscriber.queue.get()
+                self.stats.snapshots_sent += 1
+                yield value
+        finally:
+            group.subscribers.discard(subscriber)
+            if not group.subscribers:
+                self.groups.pop((workspace_id, key), None)
+                self._unlisten_if_idle(workspace_id)
+
+    def _ensure_listener(self, workspace_id: int) -> None:
+        if workspace_id not in self._listeners:
+            self._listeners[workspace_id] = asyncio.create_task(
+                self._listen_forever(workspace_id), name=f"live-hub-ws-{workspace_id}"
+            )
+
+    def _unlisten_if_idle(self, workspace_id: int) -> None:
+        if any(ws == workspace_id for ws, _ in self.groups):
+            return
+        task = self._listeners.pop(workspace_id, None)
+        if task is not None:
+            task.cancel()
+
+    async def _listen_forever(self, workspace_id: int) -> None:
+        try:
+            await self._consume(workspace_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # pub/sub is down: the ticker polls meanwhile, and the watcher closes these
+            # subscribers' sockets (1012) so that they come back to a working listener
+            log.warning("live listener of workspace %s stopped", workspace_id, exc_info=True)
+            self._listeners.pop(workspace_id, None)
+
+    async def _consume(self, workspace_id: int) -> None:
+        async with self.pubsub.broadcast.subscribe(channel(workspace_id)) as events:
+            # broadcaster 0.3.1 types `Subscriber.__aiter__` as possibly None; it never is
+            async for message in events:  # type: ignore[union-attr]
+                if message is None:  # the subscription was closed
+                    return
+                event = ChangeEvent.decode(message.message)
+                self.stats.events_received += 1
+                for (ws, _), group in list(self.groups.items()):
+                    if ws == workspace_id and group.wants(event):
+                        group.dirty = True
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_seconds)
+            self._rates.append((time.monotonic(), self.stats.snapshots_sent))
+            healthy = self.pubsub.healthy
+            if not healthy or not self._was_healthy:
+                # pub/sub down: poll instead, so changes still show; just back: events of the
+                # gap were lost, so everything is recomputed once
+                for group in self.groups.values():
+                    group.dirty = True
+            self._was_healthy = healthy
+            if healthy:
+                for workspace_id in {ws for ws, _ in self.groups}:
+                    self._ensure_listener(workspace_id)
+            dirty = [g for g in self.groups.values() if g.dirty]
+            if dirty:
+                await asyncio.gather(*(self._recompute(g) for g in dirty))
+
+    async def _recompute(self, group: _Group) -> None:
+        group.dirty = False
+        try:
+            value = await group.compute()
+        except Exception:
+            log.exception("live group %s of workspace %s failed", group.key, group.workspace_id)
+            return
+        self.stats.recomputes += 1
+        if group.computed and value == group.value:
+            return
+        group.computed = True
+        group.value = value
+        for subscriber in list(group.subscribers):
+            if subscriber.offer(value):
+                self.stats.snapshots_dropped += 1

@@ -1,0 +1,149 @@
+"""Subscriptions: live metrics and job progress, served through the live hub."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from datetime import datetime
+from typing import Self
+
+import strawberry
+
+from app.pubsub import ChangeEvent
+from models import activity, jobs, live
+from models.activity import ActivityType
+from models.db import utcnow
+from models.errors import BadUserInput, Forbidden
+from resolvers.context import Info
+from resolvers.ids import parse_id
+from resolvers.jobs import Job
+
+
+@strawberry.type(description="Live workspace numbers; a new snapshot whenever one changes")
+class LiveMetrics:
+    total_leads: int
+    new_leads_today: int
+    active_calls: int
+    calls_today: int
+    conversion_rate: float = strawberry.field(description="Won leads / all leads")
+    average_score: float | None
+    revenue_today: float
+    credits_consumed_today: int
+    generated_at: datetime
+
+    @classmethod
+    def from_model(cls, metrics: live.LiveMetrics) -> Self:
+        return cls(
+            total_leads=metrics.total_leads,
+            new_leads_today=metrics.new_leads_today,
+            active_calls=metrics.active_calls,
+            calls_today=metrics.calls_today,
+            conversion_rate=metrics.conversion_rate,
+            average_score=metrics.average_score,
+            revenue_today=metrics.revenue_today,
+            credits_consumed_today=metrics.credits_consumed_today,
+            generated_at=utcnow(),
+        )
+
+
+strawberry.enum(ActivityType, description="Kinds of the activity feed")
+
+MAX_FEED = 50
+
+
+@strawberry.type(description="One thing that happened in the workspace")
+class Activity:
+    type: ActivityType
+    at: datetime
+    subject_id: strawberry.ID = strawberry.field(description="The user, lead, call... it is about")
+    title: str
+    amount: float | None = strawberry.field(description="Money involved, in dollars")
+
+
+@strawberry.type
+class ActivityFeed:
+    items: list[Activity]
+    generated_at: datetime
+
+
+def _not_jobs(event: ChangeEvent) -> bool:
+    return event.kind != "job"
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(description="Live metrics of a workspace (first snapshot at once)")
+    async def live_metrics(
+        self, info: Info, workspace_id: strawberry.ID | None = None
+    ) -> AsyncGenerator[LiveMetrics, None]:
+        context = info.context
+        scope = await context.scope(workspace_id)
+
+        async def compute() -> live.LiveMetrics:
+            async with context.db.session() as session:
+                return await live.live_metrics(session, scope.workspace_id)
+
+        hub = context.services.hub
+        async for metrics in hub.subscribe(scope.workspace_id, "liveMetrics", compute, _not_jobs):
+            context.reset_loaders()
+            yield LiveMetrics.from_model(metrics)
+
+    @strawberry.subscription(description="Newest activity of the workspace (ADMIN), as it happens")
+    async def events(
+        self,
+        info: Info,
+        types: list[ActivityType] | None = None,
+        limit: int = 20,
+        workspace_id: strawberry.ID | None = None,
+    ) -> AsyncGenerator[ActivityFeed, None]:
+        context = info.context
+        scope = await context.scope(workspace_id)
+        if not scope.is_admin:
+            raise Forbidden("The workspace activity feed is for admins")
+        if not 1 <= limit <= MAX_FEED:
+            raise BadUserInput(f"`limit` must be 1..{MAX_FEED}", fields={"limit": "1..50"})
+        chosen = sorted(set(types or ActivityType))
+
+        async def compute() -> list[activity.Activity]:
+            async with context.db.session() as session:
+                return await activity.recent_activity(session, scope.workspace_id, chosen, limit)
+
+        hub = context.services.hub
+        key = ("events", tuple(chosen), limit)
+        async for items in hub.subscribe(scope.workspace_id, key, compute, _not_jobs):
+            context.reset_loaders()
+            yield ActivityFeed(
+                items=[
+                    Activity(
+                        type=a.type,
+                        at=a.at,
+                        subject_id=strawberry.ID(str(a.subject_id)),
+                        title=a.title,
+                        amount=a.amount_cents / 100 if a.amount_cents is not None else None,
+                    )
+                    for a in items
+                ],
+                generated_at=utcnow(),
+            )
+
+    @strawberry.subscription(description="A job's status and progress until it ends")
+    async def job_progress(
+        self, info: Info, id: strawberry.ID, workspace_id: strawberry.ID | None = None
+    ) -> AsyncGenerator[Job, None]:
+        context = info.context
+        scope = await context.scope(workspace_id)
+        job_id = parse_id(id, "id")
+
+        async def compute() -> Job:
+            async with context.db.session() as session:
+                return Job.from_row(await jobs.get_job(session, scope, job_id))
+
+        def wants(event: ChangeEvent) -> bool:
+            return event.kind == "job" and str(job_id) in event.ids
+
+        # the scope is part of the key: who may see the job decides what the group computes
+        hub = context.services.hub
+        async for job in hub.subscribe(scope.workspace_id, ("job", job_id, scope), compute, wants):
+            context.reset_loaders()
+            yield job
+            if job.status in jobs.FINISHED:
+                return
