@@ -17,6 +17,12 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import (
+    GRAPHQL_SSE_PROTOCOL,
+    GRAPHQL_TRANSPORT_WS_PROTOCOL,
+    GRAPHQL_WS_PROTOCOL,
+    MULTIPART_SUBSCRIPTION_PROTOCOL,
+)
 from strawberry.types.unset import UNSET, UnsetType
 
 from app.auth import bearer_token, token_expires_at
@@ -46,6 +52,14 @@ class GraphQLApp(GraphQL[Context, None]):
                 max_tokens=settings.max_tokens,
             ),
             graphql_ide="graphiql",
+            # WebSocket (both protocols) and, for clients without WebSockets, subscriptions
+            # over HTTP as server-sent events or multipart responses
+            subscription_protocols=(
+                GRAPHQL_TRANSPORT_WS_PROTOCOL,
+                GRAPHQL_WS_PROTOCOL,
+                GRAPHQL_SSE_PROTOCOL,
+                MULTIPART_SUBSCRIPTION_PROTOCOL,
+            ),
             # graphql-transport-ws's own timeout for connection_init (4408 after it)
             connection_init_wait_timeout=timedelta(seconds=3),
             max_subscriptions_per_connection=settings.max_subscriptions_per_connection,

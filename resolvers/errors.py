@@ -12,6 +12,11 @@ from models.errors import DomainError
 
 log = logging.getLogger("dashgraph.errors")
 
+_SUBSCRIPTION_AS_QUERY = "Cannot return null for non-nullable field Subscription."
+_SUBSCRIPTION_HELP = (
+    "Subscriptions need a WebSocket (graphql-transport-ws or graphql-ws), or an HTTP request "
+    "with `Accept: text/event-stream` or `Accept: multipart/mixed;subscriptionSpec=1.0`"
+)
 _VARIABLE = re.compile(r"^Variable '\$(\w+)'")
 _ARGUMENT = re.compile(r"[Aa]rgument '(\w+)'")
 _FIELD_OF_INPUT = re.compile(r"at (\.[\w.\[\]]+)")
@@ -22,6 +27,9 @@ def classify(error: GraphQLError) -> tuple[str, str, dict[str, Any]]:
     original = error.original_error
     if isinstance(original, DomainError):
         return original.code, original.message, original.details
+    if original is not None and str(original).startswith(_SUBSCRIPTION_AS_QUERY):
+        # a subscription POSTed as a plain request runs its resolver like a query's
+        return "BAD_USER_INPUT", _SUBSCRIPTION_HELP, {}
     if original is not None and not isinstance(original, GraphQLError):
         return "INTERNAL", "Internal server error", {}
     message = error.message

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 import websockets
 from gql import Client
@@ -262,3 +263,29 @@ def test_activity_feed_is_for_admins(server: ServerThread, user_client: Persona)
             return str(refused.value.errors[0]["extensions"]["code"])
 
     assert asyncio.run(scenario()) == "FORBIDDEN"
+
+
+def test_subscriptions_over_server_sent_events(server: ServerThread, admin_client: Persona) -> None:
+    """For clients without WebSockets: the same subscription as `text/event-stream`."""
+    headers = {"Accept": "text/event-stream", "Authorization": f"Bearer {admin_client.token}"}
+    totals = []
+    with httpx.stream(
+        "POST", server.url, json={"query": LIVE}, headers=headers, timeout=10
+    ) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                totals.append(json.loads(line[6:])["data"]["liveMetrics"]["totalLeads"])
+                if len(totals) == 1:
+                    admin_client.execute(CREATE)
+                else:
+                    break
+    assert totals[1] == totals[0] + 1
+
+
+def test_a_subscription_posted_as_a_plain_request_says_how_to_subscribe(
+    admin_client: Persona,
+) -> None:
+    error = admin_client.error(LIVE)
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "text/event-stream" in error["message"]
