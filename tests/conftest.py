@@ -14,9 +14,9 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import pytest
@@ -25,7 +25,12 @@ from sqlalchemy import event
 
 from app.main import create_app
 from app.settings import Settings
+from models.db import Database
+from models.scope import Scope
+from models.workspaces import Role
 from tests.client import Persona, login
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -171,20 +176,9 @@ def count_statements(server: ServerThread) -> Iterator[StatementCounter]:
 
 
 @pytest.fixture
-def sql(database_url: str) -> Any:
+def sql(sql_session: Any) -> Any:
     """Run a query of the test's own against the database: `sql("select ...", *args)` -> rows."""
-
-    def run(query: str, *args: Any) -> list[asyncpg.Record]:
-        async def go() -> list[asyncpg.Record]:
-            conn = await asyncpg.connect(database_url)
-            try:
-                return list(await conn.fetch(query, *args))
-            finally:
-                await conn.close()
-
-        return asyncio.run(go())
-
-    return run
+    return sql_session
 
 
 @pytest.fixture(scope="session")
@@ -216,6 +210,38 @@ def globex_client(server: ServerThread) -> Persona:
 def workspace_ids(sql_session: Any) -> dict[str, str]:
     rows = sql_session("SELECT slug, id FROM workspace")
     return {r["slug"]: str(r["id"]) for r in rows}
+
+
+DEMO_EMAILS = (
+    "admin@acme.example",
+    "user@acme.example",
+    "agent@acme.example",
+    "admin@globex.example",
+)
+
+
+@pytest.fixture(scope="session")
+def scopes(sql_session: Any) -> dict[str, Scope]:
+    """The demo logins' scopes (their one workspace each), for tests that call `models` directly."""
+    rows = sql_session(
+        "SELECT u.email, m.workspace_id, m.user_id, m.role FROM membership m "
+        "JOIN app_user u ON u.id = m.user_id WHERE u.email = ANY($1::text[])",
+        list(DEMO_EMAILS),
+    )
+    return {r["email"]: Scope(r["workspace_id"], r["user_id"], Role(r["role"])) for r in rows}
+
+
+def on_database(database_url: str, scenario: Callable[[Database], Awaitable[T]]) -> T:
+    """Run one async scenario on a Database of its own, disposed afterwards."""
+
+    async def go() -> T:
+        db = Database(database_url, pool_size=4)
+        try:
+            return await scenario(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(go())
 
 
 @pytest.fixture(scope="session")

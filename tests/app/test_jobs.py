@@ -20,10 +20,8 @@ from models.db import Database
 from models.errors import ModelTrainingFailed
 from models.jobs import Job, JobStatus
 from models.scope import Scope
-from models.workspaces import Role
 from tests.client import Persona, login
-from tests.conftest import ServerThread
-from tests.conftest import settings_for as settings_for
+from tests.conftest import DEMO_EMAILS, ServerThread, on_database, settings_for
 
 T = TypeVar("T")
 
@@ -38,8 +36,6 @@ CANCEL_JOB = """
 mutation CancelJob($id: ID!) { cancelJob(id: $id) { id status finishedAt } }
 """
 
-DEMO = ("admin@acme.example", "user@acme.example", "agent@acme.example", "admin@globex.example")
-
 
 # --- helpers ------------------------------------------------------------------------------
 
@@ -47,19 +43,6 @@ DEMO = ("admin@acme.example", "user@acme.example", "agent@acme.example", "admin@
 def unique_kind(name: str) -> str:
     """A kind no other test (or the shared server's workers) will ever claim."""
     return f"test.{name}.{uuid.uuid4().hex[:8]}"
-
-
-def on_database(database_url: str, scenario: Callable[[Database], Awaitable[T]]) -> T:
-    """Run one async scenario on a Database of its own, disposed afterwards."""
-
-    async def go() -> T:
-        db = Database(database_url, pool_size=4)
-        try:
-            return await scenario(db)
-        finally:
-            await db.dispose()
-
-    return asyncio.run(go())
 
 
 async def enqueue(db: Database, scope: Scope, kind: str, payload: Any = None, **kw: Any) -> int:
@@ -106,16 +89,6 @@ async def claim_dead(db: Database, kind: str, worker_id: str, lease: float) -> J
         job = await queue.claim(session, worker_id, [kind], timedelta(seconds=lease))
     assert job is not None
     return job
-
-
-@pytest.fixture(scope="module")
-def scopes(sql_session: Any) -> dict[str, Scope]:
-    rows = sql_session(
-        "SELECT u.email, m.workspace_id, m.user_id, m.role FROM membership m "
-        "JOIN app_user u ON u.id = m.user_id WHERE u.email = ANY($1::text[])",
-        list(DEMO),
-    )
-    return {r["email"]: Scope(r["workspace_id"], r["user_id"], Role(r["role"])) for r in rows}
 
 
 @pytest.fixture(scope="module")
@@ -530,7 +503,7 @@ def jobs_server(database_url: str, probe: Probe) -> Iterator[ServerThread]:
 
 @pytest.fixture(scope="module")
 def personas(jobs_server: ServerThread) -> dict[str, Persona]:
-    return {email: login(jobs_server.url, email) for email in DEMO}
+    return {email: login(jobs_server.url, email) for email in DEMO_EMAILS}
 
 
 def enqueue_now(database_url: str, scope: Scope, kind: str, payload: Any = None) -> int:

@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, TypeVar
 
 import pytest
@@ -24,7 +24,7 @@ from models.db import Database
 from models.interactions import Outcome
 from models.leads import LeadStage
 from models.live import live_metrics
-from tests.conftest import free_port
+from tests.conftest import free_port, on_database
 
 T = TypeVar("T")
 
@@ -50,19 +50,6 @@ def cli_env(database_url: str, **settings: str) -> dict[str, str]:
         "DASHGRAPH_SECRET_KEY": "test-secret-key-0123456789abcdef",
         **{f"DASHGRAPH_{k.upper()}": v for k, v in settings.items()},
     }
-
-
-def on_database(database_url: str, scenario: Callable[[Database], Awaitable[T]]) -> T:
-    """Run one async scenario on a Database of its own, disposed afterwards."""
-
-    async def go() -> T:
-        db = Database(database_url, pool_size=4)
-        try:
-            return await scenario(db)
-        finally:
-            await db.dispose()
-
-    return asyncio.run(go())
 
 
 @contextlib.asynccontextmanager

@@ -14,11 +14,9 @@ from models.billing import PaymentStatus
 from models.db import Database
 from models.errors import BadUserInput
 from models.scope import Scope
-from models.workspaces import Role
 
 T = TypeVar("T")
 
-DEMO = ("admin@acme.example", "user@acme.example", "admin@globex.example")
 FINGERPRINT = "SELECT md5(string_agg(p::text, ',' ORDER BY workspace_id, id)) FROM payment p"
 
 
@@ -34,16 +32,6 @@ def write(database_url: str, action: Callable[[Any], Awaitable[T]]) -> T:
             await db.dispose()
 
     return asyncio.run(go())
-
-
-@pytest.fixture(scope="module")
-def scopes(sql_session: Any) -> dict[str, Scope]:
-    rows = sql_session(
-        "SELECT u.email, m.workspace_id, m.user_id, m.role FROM membership m "
-        "JOIN app_user u ON u.id = m.user_id WHERE u.email = ANY($1::text[])",
-        list(DEMO),
-    )
-    return {r["email"]: Scope(r["workspace_id"], r["user_id"], Role(r["role"])) for r in rows}
 
 
 @pytest.fixture(scope="module")

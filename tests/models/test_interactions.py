@@ -14,27 +14,15 @@ from models.db import Database
 from models.errors import BadUserInput, NotFound
 from models.interactions import Direction, Interaction, Outcome
 from models.scope import Scope
-from models.workspaces import Role
+from tests.conftest import on_database
 
 T = TypeVar("T")
 
-DEMO = ("admin@acme.example", "agent@acme.example", "admin@globex.example")
 FINGERPRINT = """
 SELECT (SELECT md5(string_agg(i::text, ',' ORDER BY workspace_id, id)) FROM interaction i),
        (SELECT md5(string_agg(e::text, ',' ORDER BY workspace_id, id)) FROM lead_event e),
        (SELECT md5(string_agg(l::text, ',' ORDER BY workspace_id, id)) FROM lead l)
 """
-
-
-def on_database(database_url: str, scenario: Callable[[Database], Awaitable[T]]) -> T:
-    async def go() -> T:
-        db = Database(database_url, pool_size=2)
-        try:
-            return await scenario(db)
-        finally:
-            await db.dispose()
-
-    return asyncio.run(go())
 
 
 def write(database_url: str, action: Callable[[Any], Awaitable[T]]) -> T:
@@ -45,16 +33,6 @@ def write(database_url: str, action: Callable[[Any], Awaitable[T]]) -> T:
             return await action(session)
 
     return on_database(database_url, scenario)
-
-
-@pytest.fixture(scope="module")
-def scopes(sql_session: Any) -> dict[str, Scope]:
-    rows = sql_session(
-        "SELECT u.email, m.workspace_id, m.user_id, m.role FROM membership m "
-        "JOIN app_user u ON u.id = m.user_id WHERE u.email = ANY($1::text[])",
-        list(DEMO),
-    )
-    return {r["email"]: Scope(r["workspace_id"], r["user_id"], Role(r["role"])) for r in rows}
 
 
 @pytest.fixture(scope="module")

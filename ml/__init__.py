@@ -1,0 +1,1 @@
+"""Lead scoring: feature frames (polars), CatBoost training, and what builds on them."""
