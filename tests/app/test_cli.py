@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import websockets
 
 from tests.client import LOGIN
 from tests.conftest import free_port
@@ -41,7 +44,8 @@ def wait_until_serving(process: subprocess.Popen[str], url: str) -> None:
 
 
 def stop(process: subprocess.Popen[str]) -> str:
-    process.send_signal(signal.SIGTERM)
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output
     return output
@@ -67,7 +71,29 @@ def test_serve_embedded_then_restart_reuses_data(tmp_path: Path) -> None:
     try:
         wait_until_serving(second, url)
         login = {"query": LOGIN, "variables": {"email": "user@acme.example", "password": "demo"}}
-        assert httpx.post(url, json=login).json()["data"]["login"]["token"]
+        token = httpx.post(url, json=login).json()["data"]["login"]["token"]
+        # a live subscriber is told to reconnect when the server stops
+        close_code = asyncio.run(subscribe_then_terminate(second, url, token))
     finally:
         output = stop(second)
     assert "loaded the demo data" not in output
+    assert close_code in (1001, 1012), close_code
+
+
+async def subscribe_then_terminate(
+    process: subprocess.Popen[str], url: str, token: str
+) -> int | None:
+    ws_url = url.replace("http://", "ws://")
+    async with websockets.connect(ws_url, subprotocols=["graphql-transport-ws"]) as ws:
+        init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
+        await ws.send(json.dumps(init))
+        query = "subscription { liveMetrics { totalLeads } }"
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
+        while json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] != "next":
+            pass
+        process.send_signal(signal.SIGTERM)
+        try:
+            while True:
+                await asyncio.wait_for(ws.recv(), 30)
+        except websockets.ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd else None
