@@ -31,12 +31,12 @@ class _Subscriber:
     queue: asyncio.Queue[Any] = field(default_factory=lambda: asyncio.Queue(maxsize=1))
     last: Any = _NOTHING
 
-    def offer(self, value: Any) -> bool:
-        """Put the newest value unless it is the one this subscriber already has; True if an
+    def offer(self, value: Any, fingerprint: Any) -> bool:
+        """Put the newest value unless this subscriber already has an equal one; True if an
         unread older one was dropped for it."""
-        if value == self.last:
+        if fingerprint == self.last:
             return False
-        self.last = value
+        self.last = fingerprint
         dropped = False
         if self.queue.full():
             self.queue.get_nowait()
@@ -51,6 +51,7 @@ class _Group:
     key: Hashable
     compute: Compute
     wants: Wants
+    fingerprint: Callable[[Any], Any]
     subscribers: set[_Subscriber] = field(default_factory=set)
     value: Any = None
     computed: bool = False
@@ -112,13 +113,20 @@ class LiveHub:
         return sum(len(g.subscribers) for g in self.groups.values())
 
     async def subscribe(
-        self, workspace_id: int, key: Hashable, compute: Compute, wants: Wants
+        self,
+        workspace_id: int,
+        key: Hashable,
+        compute: Compute,
+        wants: Wants,
+        fingerprint: Callable[[Any], Any] = lambda value: value,
     ) -> AsyncIterator[Any]:
         """The group's current value at once, then each changed value. `compute` and `wants`
-        of the first subscriber serve the whole group, so equal keys must mean equal work."""
+        (and `fingerprint`: what makes two values equal) of the first subscriber serve the whole
+        group, so equal keys must mean equal work."""
         group = self.groups.get((workspace_id, key))
         if group is None:
-            group = self.groups[(workspace_id, key)] = _Group(workspace_id, key, compute, wants)
+            group = _Group(workspace_id, key, compute, wants, fingerprint)
+            self.groups[(workspace_id, key)] = group
             self._ensure_listener(workspace_id)
         subscriber = _Subscriber()
         group.subscribers.add(subscriber)
@@ -128,7 +136,7 @@ class LiveHub:
                 group.value = await group.compute()
                 group.computed = True
                 self.stats.recomputes += 1
-            subscriber.offer(group.value)
+            subscriber.offer(group.value, group.fingerprint(group.value))
             while True:
                 value = await subscriber.queue.get()
                 self.stats.snapshots_sent += 1
@@ -201,10 +209,11 @@ class LiveHub:
             log.exception("live group %s of workspace %s failed", group.key, group.workspace_id)
             return
         self.stats.recomputes += 1
-        if group.computed and value == group.value:
+        fingerprint = group.fingerprint(value)
+        if group.computed and fingerprint == group.fingerprint(group.value):
             return
         group.computed = True
         group.value = value
         for subscriber in list(group.subscribers):
-            if subscriber.offer(value):
+            if subscriber.offer(value, fingerprint):
                 self.stats.snapshots_dropped += 1

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from datetime import datetime
-from typing import Self
+from typing import Any, Self
 
 import strawberry
 
 from app.pubsub import ChangeEvent
-from models import activity, jobs, live
+from models import activity, jobs, leads, live
 from models.activity import ActivityType
 from models.db import utcnow
-from models.errors import BadUserInput, Forbidden
+from models.errors import BadUserInput, Forbidden, NotFound
 from resolvers.context import Info
 from resolvers.ids import parse_id
 from resolvers.jobs import Job
+from resolvers.leads import Lead
 
 
 @strawberry.type(description="Live workspace numbers; a new snapshot whenever one changes")
@@ -124,6 +125,37 @@ class Subscription:
                 ],
                 generated_at=utcnow(),
             )
+
+    @strawberry.subscription(
+        description="A lead with its latest score: now, then whenever it is rescored or changes"
+    )
+    async def lead_score_changed(
+        self, info: Info, lead_id: strawberry.ID, workspace_id: strawberry.ID | None = None
+    ) -> AsyncGenerator[Lead, None]:
+        context = info.context
+        scope = await context.scope(workspace_id)
+        lead_key = parse_id(lead_id, "leadId")
+
+        async def compute() -> tuple[leads.Lead, leads.LeadScore | None]:
+            async with context.db.session() as session:
+                found = await leads.leads_by_ids(session, scope, [lead_key])
+                if not found:
+                    raise NotFound("Lead not found", leadId=str(lead_key))
+                scores = await leads.latest_scores_by_lead(session, scope.workspace_id, [lead_key])
+            return found[0], scores.get(lead_key)
+
+        def wants(event: ChangeEvent) -> bool:
+            return event.kind in ("lead", "lead_score") and str(lead_key) in event.ids
+
+        def snapshot(value: tuple[leads.Lead, leads.LeadScore | None]) -> Any:
+            lead, score = value
+            return (lead.stage, lead.updated_at, score.id if score else None)
+
+        hub = context.services.hub
+        key = ("leadScore", lead_key, scope)
+        async for row, _ in hub.subscribe(scope.workspace_id, key, compute, wants, snapshot):
+            context.reset_loaders()
+            yield Lead.from_row(row, scope)
 
     @strawberry.subscription(description="A job's status and progress until it ends")
     async def job_progress(

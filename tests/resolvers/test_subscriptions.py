@@ -289,3 +289,51 @@ def test_a_subscription_posted_as_a_plain_request_says_how_to_subscribe(
     error = admin_client.error(LIVE)
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert "text/event-stream" in error["message"]
+
+
+SCORE = """
+subscription Score($id: ID!) {
+  leadScoreChanged(leadId: $id) { id budget score { value probability modelVersion } }
+}
+"""
+UPDATE_BUDGET = """
+mutation Budget($id: ID!, $budget: Int!) { updateLead(id: $id, input: {budget: $budget}) { id } }
+"""
+
+
+def test_lead_score_changed_follows_rescoring(
+    server: ServerThread, admin_client: Persona, globex_client: Persona, sql_session: Any
+) -> None:
+    lead = sql_session(
+        "SELECT l.id, l.workspace_id FROM lead l JOIN workspace w ON w.id = l.workspace_id"
+        " WHERE w.slug = 'acme' AND NOT EXISTS"
+        " (SELECT 1 FROM lead_score s WHERE s.lead_id = l.id) ORDER BY l.id LIMIT 1"
+    )[0]
+    lead_id = str(lead["id"])
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any], str]:
+        async with subscribed(server, admin_client) as session:
+            stream = session.subscribe(GraphQLRequest(SCORE, variable_values={"id": lead_id}))
+            first = (await anext(stream))["leadScoreChanged"]
+            # what the scorer does: a new score row, then a change event for the lead
+            await asyncio.to_thread(
+                sql_session,
+                "INSERT INTO lead_score (workspace_id, lead_id, model_version, value, probability,"
+                " scored_at) VALUES ($1, $2, 'test-1', 73, 0.73, now())",
+                lead["workspace_id"],
+                lead["id"],
+            )
+            await asyncio.to_thread(admin_client.execute, UPDATE_BUDGET, id=lead_id, budget=777000)
+            second = (await asyncio.wait_for(anext(stream), 10))["leadScoreChanged"]
+            await stream.aclose()
+        async with subscribed(server, globex_client) as session:
+            request = GraphQLRequest(SCORE, variable_values={"id": lead_id})
+            with pytest.raises(TransportQueryError) as refused:
+                await anext(session.subscribe(request))
+        return first, second, refused.value.errors[0]["extensions"]["code"]
+
+    first, second, code = asyncio.run(scenario())
+    assert first["score"] is None
+    assert second["budget"] == 777000
+    assert second["score"] == {"value": 73, "probability": 0.73, "modelVersion": "test-1"}
+    assert code == "NOT_FOUND"
