@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import polars as pl
-from catboost import CatBoostClassifier, Pool
+from catboost import CatBoostClassifier, Pool  # type: ignore[import-untyped]
 
 from ml.features import CATEGORICAL, FEATURES
 from models.errors import ModelTrainingFailed, Validator
@@ -90,9 +89,9 @@ def split_by_time(frame: pl.DataFrame, validation_split: float) -> dict[str, pl.
     }
 
 
-def to_pandas(frame: pl.DataFrame) -> pd.DataFrame:
-    """The FEATURES columns as CatBoost takes them (numeric nulls become NaN)."""
-    return pd.DataFrame({name: frame[name].to_numpy() for name in FEATURES})
+def model_input(frame: pl.DataFrame) -> pl.DataFrame:
+    """The FEATURES columns in model order; CatBoost reads polars frames directly."""
+    return frame.select(FEATURES)
 
 
 def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
@@ -119,7 +118,8 @@ def auc(actual: np.ndarray, scores: np.ndarray) -> float:
     negatives = actual.size - positives
     if positives == 0 or negatives == 0:
         return float("nan")
-    ranks = pd.Series(scores).rank(method="average").to_numpy()
+    _, group, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - (counts - 1) / 2)[group]
     return float((ranks[actual].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
@@ -143,7 +143,7 @@ def train(
     splits = split_by_time(labelled, params.validation_split)
     pools = {
         name: Pool(
-            to_pandas(part), label=part["label"].to_numpy(), cat_features=list(CATEGORICAL)
+            model_input(part), label=part["label"].to_numpy(), cat_features=list(CATEGORICAL)
         )
         for name, part in splits.items()
     }
