@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -84,9 +85,9 @@ class GraphQLApp(GraphQL[Context, None]):
         websocket = context.request
         context.services.hub.connections.add(websocket)
         delay = max(0.0, (expires_at - datetime.now(UTC)).total_seconds())
-        asyncio.get_running_loop().call_later(
-            delay, lambda: asyncio.ensure_future(_close_expired(websocket))
-        )
+        # a weak reference: the timer must not keep a closed socket alive until the token ends
+        socket = weakref.ref(websocket)
+        asyncio.get_running_loop().call_later(delay, _close_expired, socket)
         return UNSET
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
@@ -100,9 +101,15 @@ class GraphQLApp(GraphQL[Context, None]):
         )
 
 
-async def _close_expired(websocket: WebSocket) -> None:
+def _close_expired(socket: weakref.ref[WebSocket]) -> None:
+    websocket = socket()
+    if websocket is not None:
+        asyncio.ensure_future(_close(websocket, 4403, "Token expired"))
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
     with contextlib.suppress(Exception):  # already gone: nothing to close
-        await websocket.close(code=4403, reason="Token expired")
+        await websocket.close(code=code, reason=reason)
 
 
 def create_app(
