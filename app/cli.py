@@ -1,4 +1,4 @@
-"""`dashgraph` command line: serve, seed, worker, simulate, schema."""
+"""`dashgraph` command line: serve, seed, worker, simulate, schema, train."""
 
 from __future__ import annotations
 
@@ -13,8 +13,13 @@ import sys
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from ml.train import TrainParams
+    from models.db import Database
 
 log = logging.getLogger("dashgraph")
 
@@ -52,6 +57,12 @@ def main(argv: list[str] | None = None) -> None:
     schema.add_argument("--write", action="store_true", help="rewrite the file")
     schema.add_argument("--path", type=Path, default=Path("schema.graphql"))
 
+    train = commands.add_parser("train", help="train, register and maybe promote a model")
+    train.add_argument("--workspace", metavar="SLUG", help="one workspace (default: every one)")
+    train.add_argument("--iterations", type=int, default=300)
+    train.add_argument("--depth", type=int, default=6)
+    train.add_argument("--learning-rate", type=float, default=0.1)
+
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -62,6 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         "worker": _worker,
         "simulate": _simulate,
         "schema": _schema,
+        "train": _train,
     }
     commands_by_name[args.command](args)
 
@@ -266,6 +278,88 @@ def _simulate(args: argparse.Namespace) -> None:
             )
         print(f"simulating demo activity: {args.rate:g} actions/s (Ctrl-C stops)", flush=True)
         asyncio.run(run(url))
+
+
+def _train(args: argparse.Namespace) -> None:
+    from ml.train import TrainParams
+    from models.errors import DomainError
+
+    settings = Settings()
+    params = TrainParams(
+        iterations=args.iterations, depth=args.depth, learning_rate=args.learning_rate
+    )
+    try:
+        params.validate()  # before starting a database for nothing
+        with _database(settings) as url:
+            _prepare(url)
+            failures = asyncio.run(_run_train(url, args.workspace, params))
+    except DomainError as exc:
+        fields = exc.details.get("fields") or {}
+        problems = "".join(f"\n  {name}: {problem}" for name, problem in fields.items())
+        sys.exit(f"dashgraph train: {exc.message}{problems}")
+    if failures:
+        sys.exit(f"dashgraph train: {failures} workspace(s) could not be trained")
+
+
+async def _run_train(url: str, slug: str | None, params: TrainParams) -> int:
+    """Train each workspace in turn; returns how many were refused."""
+    from models.db import Database
+    from models.errors import DomainError, NotFound
+    from models.workspaces import workspaces
+
+    db = Database(url, pool_size=2)
+    failures = 0
+    try:
+        async with db.session() as session:
+            found = await workspaces(session, slug)
+        if not found:
+            raise NotFound(f"no workspace {slug!r}" if slug else "no workspaces: seed first")
+        for workspace in found:
+            try:
+                result = await _train_workspace(db, workspace.id, workspace.slug, params)
+            except DomainError as exc:
+                failures += 1
+                print(f"{workspace.slug}: {exc.code}: {exc.message}")
+                continue
+            outcome = "promoted to champion" if result["promoted"] else "kept as candidate"
+            print(
+                f"{workspace.slug}: {result['name']} v{result['version']}, "
+                f"test AUC {result['metrics']['auc']:.3f}, {outcome}"
+            )
+    finally:
+        await db.dispose()
+    return failures
+
+
+async def _train_workspace(
+    db: Database, workspace_id: int | None, slug: str, params: TrainParams
+) -> dict[str, Any]:
+    """One workspace, like the `ml.retrain` job, with a progress bar instead of a job row."""
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+    from app.ml_jobs import TRAINING_SHARE, train_and_register
+
+    assert workspace_id is not None
+    bar = Progress(
+        TextColumn("{task.description:<28}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn()
+    )
+    task = bar.add_task(slug, total=1.0)
+
+    async def stage(fraction: float, name: str) -> None:
+        bar.update(task, completed=fraction, description=f"{slug}: {name}")
+
+    def iteration(done: int, total: int, best: float | None) -> bool:
+        low, high = TRAINING_SHARE
+        bar.update(task, completed=low + (high - low) * (done + 1) / total)
+        return True
+
+    with bar:
+        result = await train_and_register(
+            db, workspace_id, params, stage=stage, iteration=iteration, reason="dashgraph train"
+        )
+        bar.update(task, completed=1.0, description=f"{slug}: done")
+    assert result is not None  # `iteration` never stops the training
+    return result
 
 
 def _schema(args: argparse.Namespace) -> None:

@@ -3,5 +3,7 @@
 from __future__ import annotations
 
 from app.jobs import Handler
+from app.ml_jobs import retrain
+from ml.registry import RETRAIN_KIND
 
-HANDLERS: dict[str, Handler] = {}
+HANDLERS: dict[str, Handler] = {RETRAIN_KIND: retrain}

@@ -34,6 +34,11 @@ class MlModel(SQLModel, table=True):
     hyperparameters: dict[str, Any] = Field(default_factory=dict, sa_type=JSONB)
     feature_importance: dict[str, Any] = Field(default_factory=dict, sa_type=JSONB)
     training_samples: int | None = None
+    # rows and conversions per split (train, validation, test)
+    training_sizes: dict[str, Any] = Field(default_factory=dict, sa_type=JSONB)
+    # the retrain job that produced this version: a job run again after its worker died
+    # finds its version already registered instead of adding a second one
+    job_id: int | None = Field(default=None, sa_type=sa.BigInteger)
     artifact: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
     created_at: datetime = stamped()
     trained_at: datetime | None = Field(default=None, sa_type=TZ)

@@ -131,3 +131,11 @@ async def workspace_admins(session: AsyncSession) -> list[tuple[Workspace, int]]
         .ext(distinct_on(col(Workspace.id)))
     )
     return [(workspace, user_id) for workspace, user_id in (await session.execute(query)).all()]
+
+
+async def workspaces(session: AsyncSession, slug: str | None = None) -> list[Workspace]:
+    """Every workspace (or the one with `slug`), by id. Crosses tenants: for the CLI."""
+    query = select(Workspace).order_by(col(Workspace.id))
+    if slug is not None:
+        query = query.where(Workspace.slug == slug)
+    return list((await session.execute(query)).scalars())

@@ -21,6 +21,7 @@ from resolvers.context import Context
 from resolvers.errors import rewrite
 from resolvers.jobs import JobMutations, JobQueries
 from resolvers.leads import LeadMutations, LeadQueries
+from resolvers.ml_models import MlMutations, MlQueries
 from resolvers.realtime import RealtimeQueries
 from resolvers.subscriptions import Subscription
 from resolvers.workspaces import WorkspaceMutations, WorkspaceQueries
@@ -47,8 +48,10 @@ class RateLimit(SchemaExtension):
         yield
 
 
-Query = merge_types("Query", (WorkspaceQueries, LeadQueries, JobQueries, RealtimeQueries))
-Mutation = merge_types("Mutation", (WorkspaceMutations, LeadMutations, JobMutations))
+Query = merge_types(
+    "Query", (WorkspaceQueries, LeadQueries, MlQueries, JobQueries, RealtimeQueries)
+)
+Mutation = merge_types("Mutation", (WorkspaceMutations, LeadMutations, MlMutations, JobMutations))
 
 
 class Schema(strawberry.Schema):

@@ -97,3 +97,36 @@ async def subscribe_then_terminate(
                 await asyncio.wait_for(ws.recv(), 30)
         except websockets.ConnectionClosed as closed:
             return closed.rcvd.code if closed.rcvd else None
+
+
+def run_train(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASHGRAPH_")}
+    env |= {
+        "DASHGRAPH_DATABASE_URL": database_url,
+        "DASHGRAPH_JWT_SECRET": "test-jwt-secret-0123456789abcdef",
+        "DASHGRAPH_SECRET_KEY": "test-secret-key-0123456789abcdef",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", "train", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_train_refuses_bad_parameters_naming_them(database_url: str) -> None:
+    done = run_train(database_url, "--depth", "50", "--learning-rate", "0")
+    assert done.returncode == 1
+    assert "depth: between 1 and 10" in done.stderr
+    assert "learningRate" in done.stderr
+
+
+def test_train_refuses_a_workspace_with_too_few_outcomes(database_url: str) -> None:
+    # the session database holds the `tiny` demo data: far below 1,000 labelled leads
+    done = run_train(database_url, "--workspace", "acme", "--iterations", "20")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "acme: MODEL_TRAINING_FAILED" in done.stdout
+    assert "could not be trained" in done.stderr
+    missing = run_train(database_url, "--workspace", "no-such-place")
+    assert missing.returncode == 1 and "no workspace 'no-such-place'" in missing.stderr

@@ -50,6 +50,13 @@ def world(sql_session: Any, acme: Scope, scopes: dict[str, Scope]) -> dict[str, 
         return rows[0][0]
 
     ws, globex = acme.workspace_id, scopes["admin@globex.example"].workspace_id
+    # how many agents the seed pauses depends on the day it runs: make sure there is one
+    sql_session(
+        "INSERT INTO agent (workspace_id, kind, name, status, training_level, created_at)"
+        " SELECT $1, 'HUMAN', 'Off Duty', 'PAUSED', 80, now() WHERE NOT EXISTS"
+        " (SELECT 1 FROM agent WHERE workspace_id = $1 AND status IN ('PAUSED', 'INACTIVE'))",
+        ws,
+    )
     lead = one("SELECT id FROM lead WHERE workspace_id = $1 AND NOT do_not_call", ws)
     return {
         "lead": lead,

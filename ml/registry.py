@@ -1,0 +1,293 @@
+"""The model registry: immutable trained versions, their status, and the `champion` alias.
+
+Like MLflow's: a version never changes once registered (artifact, metrics, parameters);
+status and aliases do. One champion per workspace: ACTIVE with alias `champion`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
+from sqlmodel import col, select
+
+from ml.train import TrainParams, TrainResult
+from models import jobs
+from models.audit import AuditLog
+from models.db import utcnow
+from models.errors import BadUserInput, Forbidden, ModelNotFound, Validator
+from models.ml_models import MlModel, ModelStatus
+from models.scope import Scope
+
+MODEL_NAME = "lead-conversion"
+CHAMPION = "champion"
+RETRAIN_KIND = "ml.retrain"
+MAX_REASON = 500
+# lists and status changes never need the ~2 MB cbm bytes
+_WITHOUT_ARTIFACT = defer(cast(Any, MlModel.artifact))
+
+
+def require_admin(scope: Scope) -> None:
+    if not scope.is_admin:
+        raise Forbidden("Only workspace admins manage models")
+
+
+async def list_models(
+    session: AsyncSession, scope: Scope, status: ModelStatus | None = None
+) -> list[MlModel]:
+    """The workspace's versions, newest first, without their artifacts (~2 MB each)."""
+    query = (
+        select(MlModel)
+        .where(scope.where(MlModel))
+        .options(_WITHOUT_ARTIFACT)
+        .order_by(col(MlModel.created_at).desc(), col(MlModel.id).desc())
+    )
+    if status is not None:
+        query = query.where(col(MlModel.status) == status)
+    return list((await session.execute(query)).scalars())
+
+
+async def get_model(
+    session: AsyncSession, scope: Scope, model_id: int, *, for_update: bool = False
+) -> MlModel:
+    query = (
+        select(MlModel)
+        .where(scope.where(MlModel), col(MlModel.id) == model_id)
+        .options(_WITHOUT_ARTIFACT)
+    )
+    if for_update:
+        query = query.with_for_update()
+    found = (await session.execute(query)).scalars().first()
+    if found is None:
+        raise ModelNotFound("Model not found", modelId=str(model_id))
+    return found
+
+
+async def champion(session: AsyncSession, workspace_id: int) -> MlModel | None:
+    query = (
+        select(MlModel)
+        .where(
+            col(MlModel.workspace_id) == workspace_id,
+            col(MlModel.status) == ModelStatus.ACTIVE,
+            col(MlModel.alias) == CHAMPION,
+        )
+        .options(_WITHOUT_ARTIFACT)
+        .order_by(col(MlModel.id).desc())
+        .limit(1)
+    )
+    return (await session.execute(query)).scalars().first()
+
+
+async def register(
+    session: AsyncSession,
+    workspace_id: int,
+    result: TrainResult,
+    *,
+    name: str = MODEL_NAME,
+    reason: str | None = None,
+    job_id: int | None = None,
+    trained_at: datetime | None = None,
+) -> tuple[MlModel, bool]:
+    """A new CANDIDATE version of `name`; (version, created). A job's version is made once."""
+    # one registration per workspace at a time: the next version number is then free
+    await session.execute(
+        sa.text("SELECT pg_advisory_xact_lock(hashtext('ml_model'), :ws)"), {"ws": workspace_id}
+    )
+    if job_id is not None:
+        existing = (
+            (
+                await session.execute(
+                    select(MlModel).where(
+                        col(MlModel.workspace_id) == workspace_id, col(MlModel.job_id) == job_id
+                    )
+                )
+            )
+            .scalars()
+            .first()
+        )
+        if existing is not None:
+            return existing, False
+    latest = (
+        await session.execute(
+            select(sa.func.max(MlModel.version)).where(
+                col(MlModel.workspace_id) == workspace_id, col(MlModel.name) == name
+            )
+        )
+    ).scalar_one()
+    model = MlModel(
+        workspace_id=workspace_id,
+        name=name,
+        version=(latest or 0) + 1,
+        status=ModelStatus.CANDIDATE,
+        metrics=result.metrics,
+        hyperparameters={
+            **result.params,
+            "bestIteration": result.best_iteration,
+            "iterationsRun": result.iterations_run,
+            **({"reason": reason} if reason else {}),
+        },
+        feature_importance=result.feature_importance,
+        training_samples=sum(part["rows"] for part in result.sizes.values()),
+        training_sizes=result.sizes,
+        artifact=result.model_bytes,
+        job_id=job_id,
+        trained_at=trained_at or utcnow(),
+    )
+    session.add(model)
+    await session.flush()
+    _audit(session, model, None, "ml_model.registered", {"version": model.version})
+    return model, True
+
+
+def test_auc(model: MlModel) -> float | None:
+    value = model.metrics.get("test", {}).get("auc")
+    return None if value is None else float(value)
+
+
+def beats(candidate: MlModel, incumbent: MlModel | None) -> bool:
+    """Promotion rule: no champion yet, or a higher AUC on the (newest) test split."""
+    if incumbent is None:
+        return True
+    new, old = test_auc(candidate), test_auc(incumbent)
+    if new is None or new != new:  # NaN: a test split with one class says nothing
+        return False
+    return old is None or old != old or new > old
+
+
+async def promote(
+    session: AsyncSession, model: MlModel, *, actor_id: int | None = None, reason: str | None = None
+) -> None:
+    """Make `model` the champion; the previous champion retires. The caller's transaction."""
+    previous = await champion(session, model.workspace_id)
+    if previous is not None and previous.id != model.id:
+        previous.status, previous.alias = ModelStatus.RETIRED, None
+        session.add(previous)
+        _audit(session, previous, actor_id, "ml_model.status", _change("ACTIVE", "RETIRED", reason))
+        await session.flush()  # free the alias before it moves
+    before = model.status
+    model.status, model.alias = ModelStatus.ACTIVE, CHAMPION
+    session.add(model)
+    _audit(session, model, actor_id, "ml_model.status", _change(before, "ACTIVE", reason))
+    await session.flush()
+
+
+async def set_status(
+    session: AsyncSession, scope: Scope, model_id: int, status: ModelStatus, reason: str | None
+) -> MlModel:
+    """An admin moves a version between CANDIDATE, ACTIVE (promote) and RETIRED; audited."""
+    require_admin(scope)
+    v = Validator()
+    v.check(status != ModelStatus.TRAINING, "status", "TRAINING is set by training only")
+    v.check(reason is None or len(reason) <= MAX_REASON, "reason", f"at most {MAX_REASON} chars")
+    v.raise_if_any("Invalid status change")
+    model = await get_model(session, scope, model_id, for_update=True)
+    if model.status == status:
+        return model
+    if status == ModelStatus.ACTIVE:
+        await promote(session, model, actor_id=scope.user_id, reason=reason)
+        return model
+    before = model.status
+    model.status = status
+    if model.alias == CHAMPION:
+        model.alias = None  # a demoted champion leaves the workspace without one
+    session.add(model)
+    _audit(session, model, scope.user_id, "ml_model.status", _change(before, status, reason))
+    await session.flush()
+    return model
+
+
+async def delete_model(session: AsyncSession, scope: Scope, model_id: int) -> MlModel:
+    """Delete a version; the active one is refused (promote another or retire it first)."""
+    require_admin(scope)
+    model = await get_model(session, scope, model_id, for_update=True)
+    if model.status == ModelStatus.ACTIVE:
+        raise BadUserInput(
+            "The active model cannot be deleted: promote another version or retire it first",
+            fields={"id": "model is ACTIVE"},
+        )
+    _audit(session, model, scope.user_id, "ml_model.deleted", {"version": model.version})
+    await session.delete(model)
+    await session.flush()
+    return model
+
+
+def retrain_params(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> TrainParams:
+    """Parameters of a retrain: the base version's, then the request's; validated."""
+    merged = {**base, **{k: v for k, v in overrides.items() if v is not None}}
+    defaults = TrainParams()
+    params = TrainParams(
+        iterations=int(merged.get("iterations", defaults.iterations)),
+        depth=int(merged.get("depth", defaults.depth)),
+        learning_rate=float(merged.get("learningRate", defaults.learning_rate)),
+        validation_split=float(merged.get("validationSplit", defaults.validation_split)),
+    )
+    params.validate()
+    return params
+
+
+def params_payload(params: TrainParams) -> dict[str, Any]:
+    return {
+        "iterations": params.iterations,
+        "depth": params.depth,
+        "learningRate": params.learning_rate,
+        "validationSplit": params.validation_split,
+    }
+
+
+def payload_params(payload: Mapping[str, Any]) -> TrainParams:
+    return retrain_params({}, payload.get("params", {}))
+
+
+async def request_retrain(
+    session: AsyncSession,
+    scope: Scope,
+    model_id: int | None,
+    *,
+    reason: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> jobs.Job:
+    """Validate, then queue an `ml.retrain` job: a new version of `model_id` (default: the
+    champion's name), starting from its parameters with `overrides` on top."""
+    require_admin(scope)
+    if reason is not None and len(reason) > MAX_REASON:
+        raise BadUserInput("Invalid input", fields={"reason": f"at most {MAX_REASON} chars"})
+    base: MlModel | None
+    if model_id is not None:
+        base = await get_model(session, scope, model_id)
+    else:
+        base = await champion(session, scope.workspace_id)
+    params = retrain_params(base.hyperparameters if base else {}, overrides or {})
+    payload = {
+        "name": base.name if base else MODEL_NAME,
+        "baseModelId": str(base.id) if base else None,
+        "reason": reason,
+        "params": params_payload(params),
+    }
+    return await jobs.enqueue(session, scope, RETRAIN_KIND, payload, max_attempts=2)
+
+
+def _change(before: str, after: str, reason: str | None) -> dict[str, Any]:
+    return {"from": str(before), "to": str(after), **({"reason": reason} if reason else {})}
+
+
+def _audit(
+    session: AsyncSession,
+    model: MlModel,
+    actor_id: int | None,
+    action: str,
+    details: dict[str, Any],
+) -> None:
+    session.add(
+        AuditLog(
+            workspace_id=model.workspace_id,
+            actor_id=actor_id,
+            action=action,
+            target_type="ml_model",
+            target_id=str(model.id),
+            details={"name": model.name, **details},
+        )
+    )
