@@ -9,6 +9,7 @@ DASHGRAPH_TEST_REDIS_URL     Redis for the tests that need one; unset: those tes
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
 import tempfile
@@ -244,16 +245,20 @@ def on_database(database_url: str, scenario: Callable[[Database], Awaitable[T]])
     return asyncio.run(go())
 
 
+def fetch(url: str, query: str, *args: Any) -> list[asyncpg.Record]:
+    """Run a query of the test's own on a database, outside the server: rows."""
+
+    async def go() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(url)
+        try:
+            return list(await conn.fetch(query, *args))
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
 @pytest.fixture(scope="session")
 def sql_session(database_url: str) -> Any:
-    def run(query: str, *args: Any) -> list[asyncpg.Record]:
-        async def go() -> list[asyncpg.Record]:
-            conn = await asyncpg.connect(database_url)
-            try:
-                return list(await conn.fetch(query, *args))
-            finally:
-                await conn.close()
-
-        return asyncio.run(go())
-
-    return run
+    """`sql_session("select ...", *args)` -> rows of the shared test database."""
+    return functools.partial(fetch, database_url)

@@ -17,7 +17,7 @@ from models.errors import BadUserInput
 from models.migrate import upgrade
 from models.seed import DEMO_LOGINS, DEMO_PASSWORD, is_empty, seed
 from models.workspaces import verify_password
-from tests.conftest import recreate_database
+from tests.conftest import fetch, recreate_database
 
 DATABASE = "dashgraph_seedtest"
 NOW = datetime(2026, 3, 2, 14, 30, 15, tzinfo=UTC)
@@ -53,23 +53,12 @@ def run_seed(url: str, **kwargs: object) -> dict[str, int]:
     return asyncio.run(go())
 
 
-def query(url: str, sql: str, *args: object) -> list[asyncpg.Record]:
-    async def go() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(url)
-        try:
-            return list(await conn.fetch(sql, *args))
-        finally:
-            await conn.close()
-
-    return asyncio.run(go())
-
-
 def checksums(url: str) -> dict[str, str]:
     tables = [
-        r[0] for r in query(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        r[0] for r in fetch(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
     ]
     return {
-        t: query(
+        t: fetch(
             url, f"SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) FROM {t} x"
         )[0][0]
         for t in sorted(tables)
@@ -81,7 +70,7 @@ def checksums(url: str) -> dict[str, str]:
 def seeded(admin_database_url: str) -> Iterator[tuple[str, dict[str, int], list[asyncpg.Record]]]:
     """A fresh database, its schema as migrated, then seeded once (tiny, fixed `now`)."""
     url = fresh_database(admin_database_url)
-    schema = query(url, SCHEMA)
+    schema = fetch(url, SCHEMA)
 
     async def empty() -> bool:
         db = Database(url, pool_size=1)
@@ -127,7 +116,7 @@ def test_refuses_to_seed_over_data_without_reset(
     url, counts, _ = seeded
     with pytest.raises(BadUserInput, match="use --reset"):
         run_seed(url)
-    assert query(url, "SELECT count(*) FROM lead")[0][0] == counts["lead"]
+    assert fetch(url, "SELECT count(*) FROM lead")[0][0] == counts["lead"]
 
 
 def test_tiny_has_every_table_the_dashboards_read(
@@ -149,14 +138,14 @@ def test_schema_is_exactly_the_migrated_one(
     seeded: tuple[str, dict[str, int], list[asyncpg.Record]],
 ) -> None:
     url, _, schema = seeded
-    assert query(url, SCHEMA) == schema
+    assert fetch(url, SCHEMA) == schema
 
 
 def test_demo_logins_have_their_roles_and_password(
     seeded: tuple[str, dict[str, int], list[asyncpg.Record]],
 ) -> None:
     url, _, _ = seeded
-    rows = query(
+    rows = fetch(
         url,
         "SELECT u.email, m.role, w.name, u.password_hash FROM app_user u "
         "JOIN membership m ON m.user_id = u.id JOIN workspace w ON w.id = m.workspace_id "
@@ -172,20 +161,20 @@ def test_each_persona_sees_data(
     seeded: tuple[str, dict[str, int], list[asyncpg.Record]],
 ) -> None:
     url, _, _ = seeded
-    (agent_leads,) = query(
+    (agent_leads,) = fetch(
         url,
         "SELECT count(*) FROM lead l JOIN agent a ON a.workspace_id = l.workspace_id "
         "AND a.id = l.agent_id JOIN app_user u ON u.id = a.user_id "
         "WHERE u.email = 'agent@acme.example' AND a.kind = 'HUMAN'",
     )[0]
-    (user_leads,) = query(
+    (user_leads,) = fetch(
         url,
         "SELECT count(*) FROM lead l JOIN app_user u ON u.id = l.owner_id "
         "WHERE u.email = 'user@acme.example'",
     )[0]
     kinds = {
         r[0]
-        for r in query(
+        for r in fetch(
             url,
             "SELECT a.kind FROM agent a JOIN app_user u ON u.id = a.owner_id "
             "WHERE u.email = 'user@acme.example'",
@@ -200,7 +189,7 @@ def test_events_are_consistent_with_their_leads(
     seeded: tuple[str, dict[str, int], list[asyncpg.Record]],
 ) -> None:
     url, _, _ = seeded
-    bad = query(
+    bad = fetch(
         url,
         "SELECT count(*) FILTER (WHERE e.occurred_at < l.created_at), "
         "count(*) FILTER (WHERE e.occurred_at > $1::timestamptz), "
@@ -210,7 +199,7 @@ def test_events_are_consistent_with_their_leads(
     )[0]
     assert tuple(bad) == (0, 0, 0)
     # the latest stage event of every lead names the lead's current stage
-    (mismatched,) = query(
+    (mismatched,) = fetch(
         url,
         "SELECT count(*) FROM lead l JOIN LATERAL (SELECT to_stage FROM lead_event e "
         "WHERE e.workspace_id = l.workspace_id AND e.lead_id = l.id "
@@ -218,7 +207,7 @@ def test_events_are_consistent_with_their_leads(
         "ON true WHERE s.to_stage <> l.stage",
     )[0]
     assert mismatched == 0
-    (wrong_conversions,) = query(
+    (wrong_conversions,) = fetch(
         url,
         "SELECT count(*) FROM lead WHERE (stage = 'WON') <> (converted_at IS NOT NULL)",
     )[0]
@@ -231,7 +220,7 @@ def test_recent_periods_and_live_views_have_data(
     url, _, _ = seeded
     hour = "$1::timestamptz - interval '1 hour'"
     day = "$1::timestamptz - interval '1 day'"
-    counts = query(
+    counts = fetch(
         url,
         f"SELECT (SELECT count(*) FROM lead WHERE created_at > {hour}), "
         f"(SELECT count(*) FROM lead_event WHERE occurred_at > {hour}), "
@@ -245,7 +234,7 @@ def test_recent_periods_and_live_views_have_data(
         NOW,
     )[0]
     assert all(c > 0 for c in counts), counts
-    (future,) = query(
+    (future,) = fetch(
         url,
         "SELECT (SELECT count(*) FROM lead WHERE greatest(created_at, updated_at, "
         "last_activity_at, converted_at) > $1) + (SELECT count(*) FROM interaction "
@@ -261,18 +250,18 @@ def test_conversion_follows_a_learnable_signal(
     seeded: tuple[str, dict[str, int], list[asyncpg.Record]],
 ) -> None:
     url, _, _ = seeded
-    (overall,) = query(url, MATURE_WON_RATE.format(group="'all'"), NOW)
+    (overall,) = fetch(url, MATURE_WON_RATE.format(group="'all'"), NOW)
     assert 0.04 <= overall["won"] <= 0.14
     by_source = {
-        r["key"]: r["won"] for r in query(url, MATURE_WON_RATE.format(group="source"), NOW)
+        r["key"]: r["won"] for r in fetch(url, MATURE_WON_RATE.format(group="source"), NOW)
     }
     assert by_source["REFERRAL"] > by_source["COLD_CALL"]
     by_timeline = {
-        r["key"]: r["won"] for r in query(url, MATURE_WON_RATE.format(group="timeline"), NOW)
+        r["key"]: r["won"] for r in fetch(url, MATURE_WON_RATE.format(group="timeline"), NOW)
     }
     assert by_timeline["IMMEDIATE"] > by_timeline["BROWSING"]
     # leads that reply to emails convert more often than leads that never do
-    replied = query(
+    replied = fetch(
         url,
         "SELECT exists(SELECT 1 FROM lead_event e WHERE e.workspace_id = l.workspace_id "
         "AND e.lead_id = l.id AND e.type = 'EMAIL_REPLIED') AS replied, "
@@ -288,10 +277,10 @@ def test_new_rows_get_ids_after_the_seeded_ones(
     seeded: tuple[str, dict[str, int], list[asyncpg.Record]],
 ) -> None:
     url, counts, _ = seeded
-    (lead_id,) = query(
+    (lead_id,) = fetch(
         url,
         "INSERT INTO lead (workspace_id, name, source, stage, do_not_call, created_at, "
         "updated_at) VALUES (1, 'New', 'WEBSITE', 'NEW', false, now(), now()) RETURNING id",
     )[0]
     assert lead_id > counts["lead"]
-    query(url, "DELETE FROM lead WHERE id = $1", lead_id)
+    fetch(url, "DELETE FROM lead WHERE id = $1", lead_id)

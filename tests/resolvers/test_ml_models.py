@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import pytest
 from gql.graphql_request import GraphQLRequest
 
@@ -17,7 +16,7 @@ from models.db import Database
 from models.migrate import upgrade
 from models.seed import seed
 from tests.client import Persona, login
-from tests.conftest import ServerThread, recreate_database, settings_for
+from tests.conftest import ServerThread, fetch, recreate_database, settings_for
 from tests.resolvers.test_subscriptions import subscribed
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -90,19 +89,8 @@ def globex(ml_server: ServerThread) -> Persona:
     return login(ml_server.url, "admin@globex.example")
 
 
-def rows(url: str, query: str, *args: Any) -> list[asyncpg.Record]:
-    async def go() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(url)
-        try:
-            return list(await conn.fetch(query, *args))
-        finally:
-            await conn.close()
-
-    return asyncio.run(go())
-
-
 def count(url: str, table: str) -> int:
-    return int(rows(url, f"SELECT count(*) FROM {table}")[0][0])
+    return int(fetch(url, f"SELECT count(*) FROM {table}")[0][0])
 
 
 def wait_for_job(persona: Persona, job_id: str, timeout: float = 60) -> dict[str, Any]:
@@ -169,7 +157,7 @@ def test_the_first_version_is_the_active_champion(
     assert importance == sorted(importance, reverse=True)
     assert sum(importance) == pytest.approx(100, abs=0.1)
     # the leads it learned from: closed (WON/LOST) ones created at least 180 days ago
-    labelled = rows(
+    labelled = fetch(
         ml_database,
         "SELECT count(*) FROM lead WHERE workspace_id = 1 AND stage IN ('WON', 'LOST') "
         "AND created_at <= now() - interval '180 days'",
@@ -205,7 +193,7 @@ def test_set_status_promotes_and_is_audited(
     expected = {"id": other["id"], "status": "ACTIVE", "alias": "champion"}
     assert promoted["setModelStatus"] == expected
     assert admin.execute(MODEL, id=active["id"])["model"]["status"] == "RETIRED"
-    audit = rows(
+    audit = fetch(
         ml_database,
         "SELECT details FROM audit_log WHERE target_type = 'ml_model' AND target_id = $1 "
         "AND action = 'ml_model.status' ORDER BY id DESC LIMIT 1",
