@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.jobs import Handler
-from app.ml_jobs import retrain
-from ml.registry import RETRAIN_KIND
+from app.ml_jobs import retrain, score
+from ml.registry import RETRAIN_KIND, SCORE_KIND
 
-HANDLERS: dict[str, Handler] = {RETRAIN_KIND: retrain}
+HANDLERS: dict[str, Handler] = {RETRAIN_KIND: retrain, SCORE_KIND: score}

@@ -9,18 +9,26 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from typing import Any
 
+from sqlmodel import col, select
+
 from app.jobs import JobCancelled, JobRun
 from app.pubsub import ChangeEvent
-from ml import registry
+from ml import registry, scoring
 from ml.features import feature_frame
 from ml.train import Progress, TrainParams, train
+from models import leads
 from models.db import Database
+from models.errors import ModelNotFound
+from models.jobs import Job
+from models.ml_models import MlModel
 
 # (fraction 0..1, stage) -> awaited between the pipeline's steps
 Stage = Callable[[float, str], Awaitable[None]]
 
 TRAINING_SHARE = (0.1, 0.85)  # the part of the progress bar the boosting iterations fill
 REPORT_EVERY = 0.25  # seconds between progress reports from the training thread
+SCORE_BATCH = 5_000  # leads per feature query, predict and COPY
+MAX_EVENT_IDS = 500  # more scored leads than this: one "lead_score" event with ids [] ("many")
 
 
 def public_metrics(metrics: dict[str, float]) -> dict[str, float]:
@@ -69,15 +77,26 @@ async def train_and_register(
         )
         incumbent = await registry.champion(session, workspace_id)
         promoted = model.status == "ACTIVE"
+        score_job: Job | None = None
         if not promoted and registry.beats(model, incumbent):
             await registry.promote(session, model, reason="retrained: beats the champion")
             promoted = True
+            # the new champion scores every lead, so Lead.score fills in
+            score_job = Job(
+                workspace_id=workspace_id,
+                kind=registry.SCORE_KIND,
+                payload={"leadIds": None, "modelId": str(model.id), "ownerId": None},
+                max_attempts=2,
+            )
+            session.add(score_job)
+            await session.flush()
     return {
         "modelId": str(model.id),
         "name": model.name,
         "version": model.version,
         "metrics": public_metrics(result.metrics["test"]),
         "promoted": promoted,
+        **({"scoreJobId": str(score_job.id)} if score_job is not None else {}),
     }
 
 
@@ -125,8 +144,116 @@ async def retrain(run: JobRun) -> dict[str, Any]:
     )
     if result is None:
         raise JobCancelled()
+    if "scoreJobId" in result:
+        run.worker.wake()
     if run.worker.pubsub is not None:
         await run.worker.pubsub.publish(
             ChangeEvent(job.workspace_id, "ml_model", [result["modelId"]])
         )
+        if "scoreJobId" in result:
+            await run.worker.pubsub.publish(
+                ChangeEvent(job.workspace_id, "job", [result["scoreJobId"]])
+            )
     return result
+
+
+async def _scoring_model(db: Database, workspace_id: int, model_id: int | None) -> MlModel:
+    """The requested version, else the champion, without its artifact; MODEL_NOT_FOUND."""
+    async with db.session() as session:
+        if model_id is None:
+            model = await registry.champion(session, workspace_id)
+        else:
+            model = (
+                (
+                    await session.execute(
+                        select(MlModel)
+                        .where(col(MlModel.workspace_id) == workspace_id, MlModel.id == model_id)
+                        .options(registry._WITHOUT_ARTIFACT)
+                    )
+                )
+                .scalars()
+                .first()
+            )
+    if model is None:
+        raise ModelNotFound("Model not found", modelId=None if model_id is None else str(model_id))
+    return model
+
+
+async def _artifact(db: Database, workspace_id: int, model_id: int) -> bytes:
+    async with db.session() as session:
+        blob = (
+            await session.execute(
+                select(MlModel.artifact).where(
+                    col(MlModel.workspace_id) == workspace_id, MlModel.id == model_id
+                )
+            )
+        ).scalar_one_or_none()
+    if not blob:
+        raise ModelNotFound("Model has no artifact", modelId=str(model_id))
+    return bytes(blob)
+
+
+async def _lead_ids(db: Database, workspace_id: int, payload: dict[str, Any]) -> list[int]:
+    if payload.get("leadIds") is not None:
+        return [int(i) for i in payload["leadIds"]]
+    query = select(col(leads.Lead.id)).where(col(leads.Lead.workspace_id) == workspace_id)
+    if payload.get("ownerId") is not None:
+        query = query.where(col(leads.Lead.owner_id) == int(payload["ownerId"]))
+    async with db.session() as session:
+        rows = (await session.execute(query.order_by(col(leads.Lead.id)))).scalars()
+        return [int(i) for i in rows if i is not None]
+
+
+async def score(run: JobRun) -> dict[str, Any]:
+    """`ml.score` job: payload from `registry.request_scoring` (or a promotion). Scores in
+    batches: features (Postgres), predict (a thread), COPY + current score (one transaction)."""
+    job = run.job
+    db = run.worker.db
+    workspace_id = job.workspace_id
+    raw_model = job.payload.get("modelId")
+    model = await _scoring_model(db, workspace_id, None if raw_model is None else int(raw_model))
+    assert model.id is not None
+    model_id = model.id
+    key = (db.url, model_id, model.version)
+    classifier = scoring.cached_model(key)
+    if classifier is None:
+        blob = await _artifact(db, workspace_id, model_id)
+        classifier = await asyncio.to_thread(scoring.load_cached, key, blob)
+    ids = await _lead_ids(db, workspace_id, job.payload)
+    total, successful, value_sum, confidence_sum = len(ids), 0, 0.0, 0.0
+    await run.progress(0.0, "scoring")
+    for start in range(0, total, SCORE_BATCH):
+        batch = ids[start : start + SCORE_BATCH]
+        frame = await feature_frame(db, workspace_id, lead_ids=batch)
+        scored = await asyncio.to_thread(scoring.score_frame, classifier, frame)
+        if scored.height:
+            async with db.transaction() as session:
+                await leads.store_scores(
+                    session,
+                    workspace_id,
+                    model_id,
+                    str(model.version),
+                    scored["lead_id"].to_list(),
+                    scored["value"].to_list(),
+                    scored["probability"].to_list(),
+                    scored["confidence"].to_list(),
+                )
+            successful += scored.height
+            value_sum += float(scored["value"].sum())
+            confidence_sum += float(scored["confidence"].sum())
+            if run.worker.pubsub is not None:
+                event_ids = [str(i) for i in scored["lead_id"]]
+                if len(event_ids) > MAX_EVENT_IDS:
+                    event_ids = []  # "many": subscribers recompute
+                await run.worker.pubsub.publish(ChangeEvent(workspace_id, "lead_score", event_ids))
+        await run.progress(min(start + SCORE_BATCH, total) / total, "scoring")
+    return {
+        "total": total,
+        "successful": successful,
+        # leads gone (deleted) or not yet created at scoring time
+        "failed": total - successful,
+        "averageScore": value_sum / successful if successful else None,
+        "averageConfidence": confidence_sum / successful if successful else None,
+        "modelId": str(model_id),
+        "modelVersion": model.version,
+    }

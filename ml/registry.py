@@ -6,7 +6,7 @@ status and aliases do. One champion per workspace: ACTIVE with alias `champion`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -19,13 +19,18 @@ from ml.train import TrainParams, TrainResult
 from models import jobs
 from models.audit import AuditLog
 from models.db import utcnow
-from models.errors import BadUserInput, Forbidden, ModelNotFound, Validator
+from models.errors import BadUserInput, Forbidden, ModelNotFound, NotFound, Validator
+from models.leads import Lead
 from models.ml_models import MlModel, ModelStatus
 from models.scope import Scope
+from models.workspaces import Role
 
 MODEL_NAME = "lead-conversion"
 CHAMPION = "champion"
 RETRAIN_KIND = "ml.retrain"
+SCORE_KIND = "ml.score"
+# ids one scoreLeads request may name (null scores all the viewer may see)
+MAX_SCORE_IDS = 10_000
 MAX_REASON = 500
 # lists and status changes never need the ~2 MB cbm bytes
 _WITHOUT_ARTIFACT = defer(cast(Any, MlModel.artifact))
@@ -268,6 +273,46 @@ async def request_retrain(
         "params": params_payload(params),
     }
     return await jobs.enqueue(session, scope, RETRAIN_KIND, payload, max_attempts=2)
+
+
+async def request_scoring(
+    session: AsyncSession,
+    scope: Scope,
+    lead_ids: Sequence[int] | None,
+    model_id: int | None,
+) -> jobs.Job:
+    """Validate, then queue an `ml.score` job. ADMIN and USER may score; a USER only the leads
+    they can see (named ids are checked through the scope, null means all of theirs)."""
+    if scope.role not in (Role.ADMIN, Role.USER):
+        raise Forbidden("Only admins and users score leads")
+    ids: list[int] | None = None
+    if lead_ids is not None:
+        ids = list(dict.fromkeys(lead_ids))
+        if not ids or len(ids) > MAX_SCORE_IDS:
+            raise BadUserInput(
+                "Invalid input", fields={"leadIds": f"between 1 and {MAX_SCORE_IDS} ids"}
+            )
+        visible = set(
+            (
+                await session.execute(
+                    select(col(Lead.id)).where(scope.leads(Lead), col(Lead.id).in_(ids))
+                )
+            ).scalars()
+        )
+        missing = [str(i) for i in ids if i not in visible]
+        if missing:
+            raise NotFound("Leads not found", leadIds=missing)
+    if model_id is not None:
+        await get_model(session, scope, model_id)
+    elif await champion(session, scope.workspace_id) is None:
+        raise ModelNotFound("No active model to score with: train one first")
+    payload = {
+        "leadIds": None if ids is None else [str(i) for i in ids],
+        "modelId": None if model_id is None else str(model_id),
+        # null ids from a USER: only the leads they own
+        "ownerId": str(scope.user_id) if ids is None and not scope.is_admin else None,
+    }
+    return await jobs.enqueue(session, scope, SCORE_KIND, payload, max_attempts=2)
 
 
 def _change(before: str, after: str, reason: str | None) -> dict[str, Any]:

@@ -371,6 +371,60 @@ async def latest_scores_by_lead(
 # ---- writes ----------------------------------------------------------------------------------
 
 
+_SET_CURRENT_SCORE = sa.text(
+    """
+UPDATE lead SET score = s.value
+FROM unnest(CAST(:ids AS bigint[]), CAST(:values AS smallint[])) AS s(id, value)
+WHERE lead.workspace_id = :ws AND lead.id = s.id
+"""
+)
+_SCORE_COLUMNS = (
+    "workspace_id",
+    "lead_id",
+    "model_id",
+    "model_version",
+    "value",
+    "probability",
+    "confidence",
+    "scored_at",
+)
+
+
+async def store_scores(
+    session: AsyncSession,
+    workspace_id: int,
+    model_id: int | None,
+    model_version: str,
+    lead_ids: list[int],
+    values: list[int],
+    probabilities: list[float],
+    confidences: list[float | None],
+    *,
+    scored_at: datetime | None = None,
+) -> int:
+    """Append one `lead_score` row per lead (COPY) and set each lead's current `score`, in the
+    caller's transaction; `updated_at` is left alone (a score is not an edit). Rows written."""
+    if not lead_ids:
+        return 0
+    at = scored_at or utcnow()
+    # the UPDATE goes first: SQLAlchemy sends BEGIN with its first statement, so the COPY
+    # below on the raw connection runs inside the same transaction
+    await session.execute(
+        _SET_CURRENT_SCORE, {"ws": workspace_id, "ids": lead_ids, "values": values}
+    )
+    connection = await session.connection()
+    raw = (await connection.get_raw_connection()).driver_connection
+    assert raw is not None
+    records = [
+        (workspace_id, lead_id, model_id, model_version, value, probability, confidence, at)
+        for lead_id, value, probability, confidence in zip(
+            lead_ids, values, probabilities, confidences, strict=True
+        )
+    ]
+    await raw.copy_records_to_table("lead_score", records=records, columns=_SCORE_COLUMNS)
+    return len(records)
+
+
 @dataclass(slots=True)
 class LeadInput:
     name: str | None = None

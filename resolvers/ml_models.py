@@ -9,6 +9,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from ml import registry
+from models.errors import BadUserInput
 from models.ml_models import MlModel as MlModelRow
 from models.ml_models import ModelStatus
 from resolvers.context import Info
@@ -142,6 +143,30 @@ class MlMutations:
             row = await registry.request_retrain(
                 session, scope, model_id, reason=given.reason, overrides=overrides
             )
+        info.context.wake_workers()
+        await info.context.publish(scope.workspace_id, "job", [row.id])
+        return Job.from_row(row)
+
+    @strawberry.mutation(
+        description="Score leads (at most 10,000 ids; null: all the viewer may see) with `model` "
+        "(null: the champion) as a job; its result sums up the run"
+    )
+    async def score_leads(
+        self,
+        info: Info,
+        lead_ids: list[strawberry.ID] | None = None,
+        model: strawberry.ID | None = None,
+        workspace_id: strawberry.ID | None = None,
+    ) -> Job:
+        scope = await info.context.scope(workspace_id)
+        if lead_ids is not None and len(lead_ids) > registry.MAX_SCORE_IDS:
+            raise BadUserInput(
+                "Invalid input", fields={"leadIds": f"at most {registry.MAX_SCORE_IDS} ids"}
+            )
+        ids = None if lead_ids is None else [parse_id(i, "leadIds") for i in lead_ids]
+        model_id = None if model is None else parse_id(model, "model")
+        async with info.context.db.transaction() as session:
+            row = await registry.request_scoring(session, scope, ids, model_id)
         info.context.wake_workers()
         await info.context.publish(scope.workspace_id, "job", [row.id])
         return Job.from_row(row)

@@ -145,6 +145,8 @@ class Subscription:
             return found[0], scores.get(lead_key)
 
         def wants(event: ChangeEvent) -> bool:
+            if event.kind == "lead_score" and not event.ids:
+                return True  # "many leads rescored": recompute, the snapshot tells if it changed
             return event.kind in ("lead", "lead_score") and str(lead_key) in event.ids
 
         def snapshot(value: tuple[leads.Lead, leads.LeadScore | None]) -> Any:
