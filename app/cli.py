@@ -143,6 +143,26 @@ async def _run_seed(url: str, size: str, reset: bool, only_if_empty: bool) -> bo
         await db.dispose()
 
 
+async def _queue_first_models(url: str) -> int:
+    """One retrain job per workspace; the server's workers train, promote, then score."""
+    from ml.registry import request_retrain
+    from models.db import Database
+    from models.scope import Scope
+    from models.workspaces import Role, workspace_admins
+
+    db = Database(url, pool_size=1)
+    try:
+        async with db.transaction() as session:
+            admins = await workspace_admins(session)
+            for workspace, admin_id in admins:
+                assert workspace.id is not None
+                scope = Scope(workspace.id, admin_id, Role.ADMIN)
+                await request_retrain(session, scope, None, reason="first model of the demo data")
+        return len(admins)
+    finally:
+        await db.dispose()
+
+
 def _print_logins() -> None:
     from models.seed import DEMO_LOGINS, DEMO_PASSWORD
 
@@ -161,6 +181,8 @@ def _serve(args: argparse.Namespace) -> None:
             os.environ["DASHGRAPH_EMBEDDED_DATABASE_URL"] = url
             if asyncio.run(_run_seed(url, settings.demo_size, reset=False, only_if_empty=True)):
                 print("the database was empty: loaded the demo data")
+                queued = asyncio.run(_queue_first_models(url))
+                print(f"training each workspace's first model in the background ({queued} jobs)")
             _print_logins()
         if args.simulate:
             # read by each uvicorn worker's lifespan (Settings.simulate_rate): split the rate

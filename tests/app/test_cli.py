@@ -20,7 +20,8 @@ from tests.conftest import free_port
 
 def start_serve(data_dir: Path, port: int) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DASHGRAPH_")}
-    env |= {"DASHGRAPH_DATA_DIR": str(data_dir), "DASHGRAPH_DEMO_SIZE": "tiny"}
+    # `small` is the default demo: the smallest size the first model can be trained on
+    env |= {"DASHGRAPH_DATA_DIR": str(data_dir), "DASHGRAPH_DEMO_SIZE": "small"}
     return subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
         env=env,
@@ -43,6 +44,26 @@ def wait_until_serving(process: subprocess.Popen[str], url: str) -> None:
     raise AssertionError("dashgraph serve did not answer")
 
 
+FIRST_MODEL = """
+{ models { version status }
+  workspace { leads(first: 1, sort: {field: SCORE}) { edges { node { score {
+    value modelVersion } } } } } }
+"""
+
+
+def wait_for_first_scores(url: str, token: str) -> dict[str, object]:
+    headers = {"Authorization": f"Bearer {token}"}
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        data = httpx.post(url, json={"query": FIRST_MODEL}, headers=headers).json()["data"]
+        node = data["workspace"]["leads"]["edges"][0]["node"]
+        if node["score"] is not None:
+            assert [m["status"] for m in data["models"]] == ["ACTIVE"]
+            return dict(node["score"])
+        time.sleep(0.5)
+    raise AssertionError("no model was trained and no lead scored after the first serve")
+
+
 def stop(process: subprocess.Popen[str]) -> str:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -58,9 +79,12 @@ def test_serve_embedded_then_restart_reuses_data(tmp_path: Path) -> None:
     try:
         wait_until_serving(first, url)
         login = {"query": LOGIN, "variables": {"email": "admin@acme.example", "password": "demo"}}
-        assert httpx.post(url, json=login).json()["data"]["login"]["token"]
+        token = httpx.post(url, json=login).json()["data"]["login"]["token"]
         page = httpx.get(url, headers={"Accept": "text/html"})
         assert page.status_code == 200 and "graphiql" in page.text.lower()
+        # the first serve trains a model in the background, promotes it and scores the leads
+        scored = wait_for_first_scores(url, token)
+        assert 1 <= scored["value"] <= 99 and scored["modelVersion"] == "1"
     finally:
         output = stop(first)
     assert "loaded the demo data" in output and "admin@acme.example" in output
