@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -75,17 +76,21 @@ def admin_database_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def database_url(admin_database_url: str) -> str:
     """A fresh database, migrated and seeded with the deterministic `tiny` data set."""
-    from models.db import Database
+    return seeded_database(admin_database_url, f"dashgraph_test_{os.getpid()}", "tiny")
+
+
+def seeded_database(admin_url: str, name: str, size: str, *, now: datetime | None = None) -> str:
+    """(Re)create database `name` next to `admin_url`, migrate it, seed `size`; its URL."""
     from models.migrate import upgrade
     from models.seed import seed
 
-    url = asyncio.run(recreate_database(admin_database_url, f"dashgraph_test_{os.getpid()}"))
+    url = asyncio.run(recreate_database(admin_url, name))
     upgrade(url)
 
     async def load() -> None:
         db = Database(url, pool_size=2)
         try:
-            await seed(db, "tiny", reset=True)
+            await seed(db, size, reset=True, now=now)
         finally:
             await db.dispose()
 

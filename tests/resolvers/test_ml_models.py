@@ -12,11 +12,8 @@ import pytest
 from gql.graphql_request import GraphQLRequest
 
 from app.main import create_app
-from models.db import Database
-from models.migrate import upgrade
-from models.seed import seed
 from tests.client import Persona, login
-from tests.conftest import ServerThread, fetch, recreate_database, settings_for
+from tests.conftest import ServerThread, fetch, seeded_database, settings_for
 from tests.resolvers.test_subscriptions import subscribed
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -54,18 +51,7 @@ FAST = {"iterations": 100, "depth": 4, "learningRate": 0.1}
 @pytest.fixture(scope="module")
 def ml_database(admin_database_url: str) -> str:
     """A database of this module's own, seeded `small` (enough labelled leads to train)."""
-    url = asyncio.run(recreate_database(admin_database_url, "dashgraph_ml_gql"))
-    upgrade(url)
-
-    async def load() -> None:
-        db = Database(url, pool_size=2)
-        try:
-            await seed(db, "small", reset=True, now=NOW)
-        finally:
-            await db.dispose()
-
-    asyncio.run(load())
-    return url
+    return seeded_database(admin_database_url, "dashgraph_ml_gql", "small", now=NOW)
 
 
 @pytest.fixture(scope="module")

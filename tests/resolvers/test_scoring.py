@@ -16,10 +16,8 @@ from gql.graphql_request import GraphQLRequest
 from app.main import create_app
 from ml.features import FEATURES, feature_frame
 from models.db import Database
-from models.migrate import upgrade
-from models.seed import seed
 from tests.client import Persona, login
-from tests.conftest import ServerThread, fetch, recreate_database, settings_for
+from tests.conftest import ServerThread, fetch, seeded_database, settings_for
 from tests.resolvers.test_ml_models import FAST, RETRAIN, wait_for_job
 from tests.resolvers.test_subscriptions import subscribed
 
@@ -45,18 +43,8 @@ subscription Score($id: ID!) {
 
 @pytest.fixture(scope="module")
 def scoring_database(admin_database_url: str) -> str:
-    url = asyncio.run(recreate_database(admin_database_url, "dashgraph_scoring_gql"))
-    upgrade(url)
-
-    async def load() -> None:
-        db = Database(url, pool_size=2)
-        try:
-            await seed(db, "small", reset=True, now=NOW)
-        finally:
-            await db.dispose()
-
-    asyncio.run(load())
-    return url
+    """A database of this module's own, seeded `small` (enough labelled leads to train)."""
+    return seeded_database(admin_database_url, "dashgraph_scoring_gql", "small", now=NOW)
 
 
 @pytest.fixture(scope="module")
