@@ -1,4 +1,4 @@
-"""The model registry's table: immutable trained versions (cbm bytes) with their metrics."""
+"""ML tables: registry versions (immutable, cbm bytes), the ML config, prediction stats."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
 from models.db import TZ, row_id, stamped, tenant_key
@@ -20,6 +21,16 @@ class ModelStatus(StrEnum):
     RETIRED = "RETIRED"
 
 
+class ModelType(StrEnum):
+    SCORING = "SCORING"
+    CLASSIFICATION = "CLASSIFICATION"
+    REGRESSION = "REGRESSION"
+
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
 class MlModel(SQLModel, table=True):
     __tablename__ = "ml_model"
 
@@ -28,11 +39,20 @@ class MlModel(SQLModel, table=True):
     name: str = Field(max_length=120)
     version: int
     status: str = Field(default=ModelStatus.TRAINING, max_length=12)
+    type: str = Field(default=ModelType.SCORING, max_length=20)
+    description: str | None = Field(default=None, max_length=500)
     algorithm: str = Field(default="catboost", max_length=40)
+    # `champion` (ACTIVE, serves every lead not routed to the challenger) or `challenger`
     alias: str | None = Field(default=None, max_length=20)
+    # A/B deployment of the challenger: the share of leads (by `ab_bucket(lead_id)`) it serves
+    traffic_percent: int | None = Field(default=None, sa_type=sa.SmallInteger)
+    deployed_at: datetime | None = Field(default=None, sa_type=TZ)
+    ab_ends_at: datetime | None = Field(default=None, sa_type=TZ)
     metrics: dict[str, Any] = Field(default_factory=dict, sa_type=JSONB)
     hyperparameters: dict[str, Any] = Field(default_factory=dict, sa_type=JSONB)
     feature_importance: dict[str, Any] = Field(default_factory=dict, sa_type=JSONB)
+    # the training data's feature distribution (drift reference), see ml/drift.py
+    reference: dict[str, Any] = Field(default_factory=dict, sa_type=JSONB)
     training_samples: int | None = None
     # rows and conversions per split (train, validation, test)
     training_sizes: dict[str, Any] = Field(default_factory=dict, sa_type=JSONB)
@@ -44,3 +64,58 @@ class MlModel(SQLModel, table=True):
     trained_at: datetime | None = Field(default=None, sa_type=TZ)
 
     __table_args__ = (sa.UniqueConstraint("workspace_id", "name", "version"),)
+
+
+def ab_bucket(lead_id: int) -> int:
+    """0..99, fixed per lead: a lead goes to the challenger when its bucket is below the
+    challenger's `traffic_percent`. A multiplicative hash (not Python's `hash`, which is the
+    identity on small ints, nor salted `str` hashing) spreads consecutive ids evenly."""
+    return ((lead_id * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF) % 100
+
+
+class MlConfig(SQLModel, table=True):
+    """A workspace's ML settings (seed 003 "ML Configuration"); no row means the defaults."""
+
+    __tablename__ = "ml_config"
+
+    workspace_id: int = Field(primary_key=True, foreign_key="workspace.id", ondelete="CASCADE")
+    fallback_model_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    max_batch_size: int = 1000
+    timeout_ms: int = 30_000
+    cache_enabled: bool = True
+    cache_ttl_seconds: int = 3600
+    cache_max_size: int = 10_000
+    auto_retrain: bool = True
+    retrain_threshold: float = 0.05
+    auto_promote: bool = True
+    max_training_time_ms: int = 7_200_000
+    validation_split: float = 0.2
+    drift_detection: bool = True
+    alert_accuracy_drop: float = 0.05
+    alert_latency_increase_ms: float = 100.0
+    alert_drift_psi: float = 0.25
+    updated_at: datetime = stamped()
+    updated_by: int | None = None
+
+
+async def load_config(session: AsyncSession, workspace_id: int) -> MlConfig:
+    """The workspace's ML config, or the defaults (not added to the session) if it has none."""
+    row = await session.get(MlConfig, workspace_id)
+    return row if row is not None else MlConfig(workspace_id=workspace_id)
+
+
+class MlPredictionStat(SQLModel, table=True):
+    """Online predictions per model and minute: counts and a latency histogram, so that
+    performance reads sum a few rows instead of one row per prediction."""
+
+    __tablename__ = "ml_prediction_stat"
+
+    workspace_id: int = Field(primary_key=True, foreign_key="workspace.id", ondelete="CASCADE")
+    model_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    minute: datetime = Field(primary_key=True, sa_type=TZ)
+    count: int = Field(default=0, sa_type=sa.BigInteger)
+    errors: int = Field(default=0, sa_type=sa.BigInteger)
+    timeouts: int = Field(default=0, sa_type=sa.BigInteger)
+    latency_sum_ms: float = 0.0
+    # counts per latency bucket; bucket bounds live with the code that writes them
+    latency_buckets: list[int] = Field(default_factory=list, sa_type=ARRAY(sa.BigInteger))
