@@ -21,12 +21,11 @@ from models.audit import AuditLog
 from models.db import utcnow
 from models.errors import BadUserInput, Forbidden, ModelNotFound, NotFound, Validator
 from models.leads import Lead
-from models.ml_models import MlModel, ModelStatus
+from models.ml_models import CHALLENGER, CHAMPION, MlModel, ModelStatus, ab_bucket
 from models.scope import Scope
 from models.workspaces import Role
 
 MODEL_NAME = "lead-conversion"
-CHAMPION = "champion"
 RETRAIN_KIND = "ml.retrain"
 SCORE_KIND = "ml.score"
 # ids one scoreLeads request may name (null scores all the viewer may see)
@@ -85,6 +84,44 @@ async def champion(session: AsyncSession, workspace_id: int) -> MlModel | None:
         .limit(1)
     )
     return (await session.execute(query)).scalars().first()
+
+
+async def serving_models(
+    session: AsyncSession, workspace_id: int, *, now: datetime | None = None
+) -> tuple[MlModel | None, MlModel | None]:
+    """(champion, challenger) of a workspace; the challenger only while its A/B test runs
+    (a traffic share is set and its end, if any, is still ahead)."""
+    query = (
+        select(MlModel)
+        .where(
+            col(MlModel.workspace_id) == workspace_id,
+            col(MlModel.alias).in_([CHAMPION, CHALLENGER]),
+        )
+        .options(_WITHOUT_ARTIFACT)
+        .order_by(col(MlModel.id).desc())
+    )
+    rows = list((await session.execute(query)).scalars())
+    champ = next((m for m in rows if m.alias == CHAMPION and m.status == ModelStatus.ACTIVE), None)
+    at = now or utcnow()
+    challenger = next(
+        (
+            m
+            for m in rows
+            if m.alias == CHALLENGER
+            and m.traffic_percent
+            and (m.ab_ends_at is None or m.ab_ends_at > at)
+        ),
+        None,
+    )
+    return champ, challenger
+
+
+def route(lead_id: int, champ: MlModel | None, challenger: MlModel | None) -> MlModel | None:
+    """The version that scores `lead_id`: the challenger for its traffic share of leads
+    (deterministic: `ab_bucket(lead_id) < traffic_percent`), the champion for the rest."""
+    if challenger is not None and ab_bucket(lead_id) < (challenger.traffic_percent or 0):
+        return challenger
+    return champ
 
 
 async def register(
