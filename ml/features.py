@@ -14,7 +14,7 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from models.db import Database
+from models.db import Database, copy_frame
 
 # engagement is counted in this window after creation, whatever the lead's age
 WINDOW = timedelta(days=14)
@@ -45,6 +45,33 @@ NUMERIC: tuple[str, ...] = (
 FEATURES: tuple[str, ...] = CATEGORICAL + NUMERIC
 MISSING = "missing"
 
+# feature -> (short label for sentences, description): documentation for `features` and
+# the explanations' decision factors
+DESCRIPTIONS: dict[str, tuple[str, str]] = {
+    "timeline": ("Timeline", "When the lead wants to buy"),
+    "property_type": ("Property type", "The kind of property the lead is looking for"),
+    "location": ("Location", "The market (city) the lead is looking in"),
+    "source": ("Source", "The channel the lead came from"),
+    "agent": ("Agent", "The agent the lead is assigned to (id)"),
+    "log_budget": ("Budget", "log(1 + budget in USD); missing when no budget was given"),
+    "emails_opened": ("Emails opened", f"Emails opened in the first {WINDOW.days} days"),
+    "emails_replied": ("Email replies", f"Emails replied to in the first {WINDOW.days} days"),
+    "calls": ("Calls", f"Calls with the lead in the first {WINDOW.days} days"),
+    "website_visits": ("Website visits", f"Website visits in the first {WINDOW.days} days"),
+    "first_response_hours": (
+        "First response",
+        f"Hours from creation to the first call or email, capped at {WINDOW.days} days",
+    ),
+    "agent_closed_before": (
+        "Agent's closed leads",
+        "Leads the assigned agent had closed (won or lost) before this lead arrived",
+    ),
+    "agent_win_rate": (
+        "Agent's win rate",
+        f"Share won of the agent's earlier closed leads; missing below {MIN_AGENT_CLOSED} closed",
+    ),
+}
+
 _LEADS = """
 SELECT l.id AS lead_id, l.created_at, l.budget, l.timeline, l.property_type, l.location,
        l.source, l.agent_id, l.stage
@@ -70,14 +97,48 @@ WHERE l.workspace_id = :ws AND l.created_at <= :as_of {where}
 GROUP BY e.lead_id, l.created_at
 """
 
-# when each of an agent's leads closed (the stage change to WON or LOST), up to as_of
-_CLOSES = """
-SELECT l.agent_id, e.occurred_at AS closed_at, (e.to_stage = 'WON') AS won
-FROM lead_event e
-JOIN lead l ON l.workspace_id = e.workspace_id AND l.id = e.lead_id
-WHERE e.workspace_id = :ws AND e.type = 'STAGE_CHANGE' AND e.to_stage IN ('WON', 'LOST')
-  AND l.agent_id IS NOT NULL AND e.occurred_at <= :as_of
+# A close is a stage change to WON or LOST; the event's `agent_id` is the lead's agent at the
+# time (partial index ix_lead_event_close). Only closes strictly before a lead's creation
+# count for it, so the closes before the newest lead's creation are all a batch needs.
+_IS_CLOSE = "c.type = 'STAGE_CHANGE' AND c.to_stage IN ('WON', 'LOST') AND c.agent_id IS NOT NULL"
+
+_CLOSES = f"""
+SELECT c.agent_id, c.occurred_at AS closed_at, (c.to_stage = 'WON') AS won
+FROM lead_event c
+WHERE c.workspace_id = :ws AND {_IS_CLOSE} AND c.occurred_at < :before
 """
+
+# A few leads (online scoring, explanations): one round trip; engagement by the lead's index,
+# the agent's record counted by a range scan of the closes index.
+_FEW_LEADS = f"""
+SELECT l.id AS lead_id, l.created_at, l.budget, l.timeline, l.property_type, l.location,
+       l.source, l.agent_id, l.stage, eng.*, hist.*
+FROM lead l
+LEFT JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE e.type = 'EMAIL_OPENED') AS emails_opened,
+           count(*) FILTER (WHERE e.type = 'EMAIL_REPLIED') AS emails_replied,
+           count(*) FILTER (WHERE e.type = 'CALL') AS calls,
+           count(*) FILTER (WHERE e.type = 'WEBSITE_VISIT') AS website_visits,
+           extract(epoch FROM min(e.occurred_at) FILTER (WHERE e.type IN ('CALL', 'EMAIL_SENT'))
+                   - l.created_at) / 3600.0 AS first_response_hours
+    FROM lead_event e
+    WHERE e.workspace_id = l.workspace_id AND e.lead_id = l.id
+      AND e.occurred_at >= l.created_at
+      AND e.occurred_at <= least(l.created_at + :window, :as_of)
+      AND e.type IN ('EMAIL_OPENED', 'EMAIL_REPLIED', 'CALL', 'WEBSITE_VISIT', 'EMAIL_SENT')
+) eng ON true
+LEFT JOIN LATERAL (
+    SELECT count(*) AS agent_closed_before,
+           count(*) FILTER (WHERE c.to_stage = 'WON') AS agent_won_before
+    FROM lead_event c
+    WHERE c.workspace_id = l.workspace_id AND c.agent_id = l.agent_id AND {_IS_CLOSE}
+      AND c.occurred_at < l.created_at
+) hist ON true
+WHERE l.workspace_id = :ws AND l.created_at <= :as_of AND l.id = ANY(:ids) {{where}}
+ORDER BY l.created_at, l.id
+"""
+# up to this many ids take the one-query path
+FEW = 100
 
 _LEAD_SCHEMA = {
     "lead_id": pl.Int64,
@@ -97,6 +158,12 @@ _ENGAGEMENT_SCHEMA = {
     "calls": pl.Int64,
     "website_visits": pl.Int64,
     "first_response_hours": pl.Float64,
+}
+_FEW_SCHEMA = {
+    **_LEAD_SCHEMA,
+    **{k: v for k, v in _ENGAGEMENT_SCHEMA.items() if k != "lead_id"},
+    "agent_closed_before": pl.Int64,
+    "agent_won_before": pl.Int64,
 }
 _CLOSES_SCHEMA = {"agent_id": pl.Int64, "closed_at": pl.Datetime("us", "UTC"), "won": pl.Boolean}
 
@@ -131,57 +198,82 @@ async def feature_frame(
 
     Columns: lead_id, created_at, label (1/0 once the outcome is known, else null), FEATURES;
     rows in creation order. `labelled_only` keeps the leads a model can learn from.
+    Up to FEW ids cost one query; more cost three (leads, engagement, the agents' closes).
     """
     as_of = as_of or await _now(db)
-    conditions = []
-    if lead_ids is not None:
-        conditions.append("AND l.id = ANY(:ids)")
-    if labelled_only:
-        conditions.append("AND l.created_at <= :labelled_before AND l.stage IN ('WON', 'LOST')")
-    where = " ".join(conditions)
+    where = (
+        "AND l.created_at <= :labelled_before AND l.stage IN ('WON', 'LOST')"
+        if labelled_only
+        else ""
+    )
     params: dict[str, Any] = {
         "ws": workspace_id,
         "as_of": as_of,
         "window": WINDOW,
         "labelled_before": as_of - LABEL_AGE,
     }
-    has_ids = lead_ids is not None
-    if has_ids:
-        params["ids"] = list(lead_ids or [])
-    leads = await _frame(db, _LEADS.format(where=where), params, _LEAD_SCHEMA, ids=has_ids)
-    engagement = await _frame(
-        db, _ENGAGEMENT.format(where=where), params, _ENGAGEMENT_SCHEMA, ids=has_ids
+    if lead_ids is not None:
+        params["ids"] = list(lead_ids)
+        if len(params["ids"]) <= FEW:
+            sql = _FEW_LEADS.format(where=where)
+            rows = await _frame(db, sql, params, _FEW_SCHEMA, ids=True)
+            return _finish(_with_win_rate(_base(rows, as_of)))
+        where += " AND l.id = ANY(:ids)"
+    arrays = ("ids",) if lead_ids is not None else ()
+    leads = await copy_frame(
+        db, _LEADS.format(where=where), params, _LEAD_SCHEMA, array_params=arrays
     )
-    closes = await _frame(db, _CLOSES, params, _CLOSES_SCHEMA, ids=False)
+    engagement = await copy_frame(
+        db, _ENGAGEMENT.format(where=where), params, _ENGAGEMENT_SCHEMA, array_params=arrays
+    )
+    params["before"] = leads["created_at"].max() if leads.height else as_of
+    closes = await copy_frame(db, _CLOSES, params, _CLOSES_SCHEMA)
     return build_features(leads, engagement, closes, as_of=as_of)
 
 
 def build_features(
     leads: pl.DataFrame, engagement: pl.DataFrame, closes: pl.DataFrame, *, as_of: datetime
 ) -> pl.DataFrame:
-    """The pure half of `feature_frame`: raw rows in, one model-ready row per lead out."""
+    """The pure half of `feature_frame`: raw rows in, one model-ready row per lead out.
+    `closes` must hold every close of the leads' agents before the newest lead's creation."""
+    frame = _base(leads.join(engagement, on="lead_id", how="left"), as_of)
+    return _finish(_with_agent_history(frame, closes))
+
+
+def _base(leads: pl.DataFrame, as_of: datetime) -> pl.DataFrame:
+    """Label, budget and agent columns; engagement gaps filled; categoricals never null."""
     known = pl.col("created_at") <= pl.lit(as_of - LABEL_AGE)
-    frame = (
-        leads.with_columns(
-            label=pl.when(known & pl.col("stage").is_in(["WON", "LOST"]))
-            .then((pl.col("stage") == "WON").cast(pl.Int8))
-            .otherwise(None),
-            log_budget=pl.col("budget").cast(pl.Float64).log1p(),
-            agent=pl.col("agent_id").cast(pl.String),
-        )
-        .join(engagement, on="lead_id", how="left")
-        .with_columns(
-            pl.col("emails_opened", "emails_replied", "calls", "website_visits").fill_null(0),
-            pl.col("first_response_hours")
-            .fill_null(RESPONSE_CAP_HOURS)
-            .clip(0.0, RESPONSE_CAP_HOURS),
-            # CatBoost refuses nulls in categorical columns
-            pl.col(*CATEGORICAL).fill_null(MISSING),
-        )
-        .sort("created_at", "lead_id")
+    return leads.with_columns(
+        label=pl.when(known & pl.col("stage").is_in(["WON", "LOST"]))
+        .then((pl.col("stage") == "WON").cast(pl.Int8))
+        .otherwise(None),
+        log_budget=pl.col("budget").cast(pl.Float64).log1p(),
+        agent=pl.col("agent_id").cast(pl.String),
+        emails_opened=pl.col("emails_opened").fill_null(0),
+        emails_replied=pl.col("emails_replied").fill_null(0),
+        calls=pl.col("calls").fill_null(0),
+        website_visits=pl.col("website_visits").fill_null(0),
+        first_response_hours=pl.col("first_response_hours")
+        .fill_null(RESPONSE_CAP_HOURS)
+        .clip(0.0, RESPONSE_CAP_HOURS),
+    ).with_columns(
+        # CatBoost refuses nulls in categorical columns
+        pl.col(*CATEGORICAL).fill_null(MISSING),
     )
-    frame = _with_agent_history(frame, closes)
-    return frame.select("lead_id", "created_at", "label", *FEATURES)
+
+
+def _finish(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.sort("created_at", "lead_id").select("lead_id", "created_at", "label", *FEATURES)
+
+
+def _with_win_rate(frame: pl.DataFrame) -> pl.DataFrame:
+    closed = pl.col("agent_closed_before").fill_null(0)
+    return frame.with_columns(
+        agent_closed_before=closed,
+        agent_win_rate=pl.when(closed >= MIN_AGENT_CLOSED)
+        .then(pl.col("agent_won_before") / closed)
+        .otherwise(None),
+    )
 
 
 def _with_agent_history(frame: pl.DataFrame, closes: pl.DataFrame) -> pl.DataFrame:
@@ -194,7 +286,7 @@ def _with_agent_history(frame: pl.DataFrame, closes: pl.DataFrame) -> pl.DataFra
         )
         .select("agent_id", "closed_at", "agent_closed_before", "agent_won_before")
     )
-    joined = frame.join_asof(
+    joined = frame.sort("created_at").join_asof(
         history,
         left_on="created_at",
         right_on="closed_at",
@@ -203,10 +295,4 @@ def _with_agent_history(frame: pl.DataFrame, closes: pl.DataFrame) -> pl.DataFra
         allow_exact_matches=False,
         check_sortedness=False,
     )
-    closed = pl.col("agent_closed_before").fill_null(0)
-    return joined.with_columns(
-        agent_closed_before=closed,
-        agent_win_rate=pl.when(closed >= MIN_AGENT_CLOSED)
-        .then(pl.col("agent_won_before") / closed)
-        .otherwise(None),
-    )
+    return _with_win_rate(joined)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import polars as pl
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -90,3 +92,63 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+async def copy_frame(
+    db: Database,
+    sql: str,
+    params: Mapping[str, Any],
+    schema: Mapping[str, Any],
+    *,
+    array_params: tuple[str, ...] = (),
+) -> pl.DataFrame:
+    """A query's rows as a polars frame, read with COPY (CSV) instead of row by row: the bulk
+    read path (whole-workspace feature frames), ~10x faster than decoding rows in Python.
+
+    `sql` uses `:name` parameters; `schema` names the columns in order with their types
+    (Datetime columns must come out of Postgres as timestamptz, Boolean as boolean).
+    `array_params` are passed as bigint arrays.
+    """
+    statement = sa.text(sql)
+    if array_params:
+        statement = statement.bindparams(
+            *(sa.bindparam(name, type_=ARRAY(sa.BigInteger)) for name in array_params)
+        )
+    compiled = statement.compile(dialect=db.engine.dialect)
+    args = [params[name] for name in compiled.positiontup or ()]
+    chunks: list[bytes] = []
+
+    async def collect(chunk: bytes) -> None:
+        chunks.append(chunk)
+
+    async with db.session() as session:
+        connection = await session.connection()
+        raw = (await connection.get_raw_connection()).driver_connection
+        assert raw is not None
+        await raw.copy_from_query(compiled.string, *args, output=collect, format="csv")
+    names = list(schema)
+    if not chunks:
+        return pl.DataFrame(schema=dict(schema))
+    as_text = {
+        name: pl.String
+        for name, dtype in schema.items()
+        if isinstance(dtype, pl.Datetime) or dtype == pl.Boolean or dtype == pl.String
+    }
+    frame = pl.read_csv(
+        b"".join(chunks),
+        has_header=False,
+        new_columns=names,
+        schema_overrides={**schema, **as_text},
+    )
+    converted = []
+    for name, dtype in schema.items():
+        if isinstance(dtype, pl.Datetime):
+            # Postgres writes the session zone's offset: "+00", "+05:30" (%#z takes both)
+            converted.append(
+                pl.col(name)
+                .str.to_datetime("%Y-%m-%d %H:%M:%S%.f%#z", time_unit="us", time_zone="UTC")
+                .dt.cast_time_unit(dtype.time_unit or "us")
+            )
+        elif dtype == pl.Boolean:
+            converted.append(pl.col(name) == "t")
+    return frame.with_columns(converted) if converted else frame
