@@ -359,7 +359,8 @@ async def _train_workspace(
     """One workspace, like the `ml.retrain` job, with a progress bar instead of a job row."""
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-    from app.ml_jobs import TRAINING_SHARE, train_and_register
+    from app.ml_jobs import train_and_register, training_fraction
+    from ml.train import TrainingProgress
 
     assert workspace_id is not None
     bar = Progress(
@@ -370,9 +371,8 @@ async def _train_workspace(
     async def stage(fraction: float, name: str) -> None:
         bar.update(task, completed=fraction, description=f"{slug}: {name}")
 
-    def iteration(done: int, total: int, best: float | None) -> bool:
-        low, high = TRAINING_SHARE
-        bar.update(task, completed=low + (high - low) * (done + 1) / total)
+    def iteration(report: TrainingProgress) -> bool:
+        bar.update(task, completed=training_fraction(report))
         return True
 
     with bar:

@@ -34,8 +34,10 @@ class JobRun:
     cancel_requested: bool = False
     lease_lost: bool = False
 
-    async def progress(self, fraction: float, stage: str | None = None) -> None:
-        flag = await self.worker.beat(self.job, progress=fraction, stage=stage)
+    async def progress(
+        self, fraction: float, stage: str | None = None, details: dict[str, Any] | None = None
+    ) -> None:
+        flag = await self.worker.beat(self.job, progress=fraction, stage=stage, details=details)
         if flag is None:
             # another worker owns the job now (this one stalled past its lease): stop here
             # rather than run it twice side by side until the next heartbeat notices
@@ -165,14 +167,26 @@ class Worker:
                 return
 
     async def beat(
-        self, job: Job, *, progress: float | None = None, stage: str | None = None
+        self,
+        job: Job,
+        *,
+        progress: float | None = None,
+        stage: str | None = None,
+        details: dict[str, Any] | None = None,
     ) -> bool | None:
         async with self.db.transaction() as session:
             flag = await queue.renew_lease(
-                session, job, self.worker_id, self.lease, progress=progress, stage=stage
+                session,
+                job,
+                self.worker_id,
+                self.lease,
+                progress=progress,
+                stage=stage,
+                details=details,
             )
         if progress is not None and flag is not None:
             job.progress, job.stage = progress, stage or job.stage
+            job.progress_details = details
             await self._announce(job)
         return flag
 

@@ -34,6 +34,7 @@ from app.pubsub import PubSub
 from app.ratelimit import RateLimits
 from app.settings import Settings
 from app.simulate import run_simulator
+from ml import serving
 from models.db import Database
 from models.errors import DomainError
 from resolvers.context import Context, Services
@@ -143,6 +144,7 @@ def create_app(
                 "mutation": settings.rate_limit_mutation,
                 "login": settings.rate_limit_login,
                 "subscription": settings.rate_limit_subscription,
+                "batchScoring": settings.rate_limit_batch_scoring,
             },
         )
         hub = LiveHub(pubsub, tick_seconds=settings.live_tick_seconds)
@@ -153,6 +155,8 @@ def create_app(
             simulator = asyncio.create_task(
                 run_simulator(db, pubsub, settings.simulate_rate), name="simulator"
             )
+        # online scores and prediction counters reach Postgres from here, not from reads
+        flusher = asyncio.create_task(serving.flush_periodically(db), name="ml-flusher")
         services = Services(
             settings=settings, db=db, pubsub=pubsub, hub=hub, limits=limits, worker=worker
         )
@@ -170,6 +174,13 @@ def create_app(
                 await worker.stop()
                 await jobs_db.dispose()
             await pubsub.disconnect()
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+            try:
+                await serving.flush(db)
+            except Exception:
+                log.exception("last flush of online scores and prediction stats failed")
             await db.dispose()
 
     async def health(request: Request) -> JSONResponse:

@@ -7,20 +7,21 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
+from dataclasses import replace
 from typing import Any
 
 from sqlmodel import col, select
 
 from app.jobs import JobCancelled, JobRun
 from app.pubsub import ChangeEvent
-from ml import registry, scoring
+from ml import drift, monitoring, registry, score_cache, scoring
 from ml.features import feature_frame
-from ml.train import Progress, TrainParams, train
+from ml.train import PROGRESS_METRIC, Progress, TrainingProgress, TrainParams, train
 from models import leads
-from models.db import Database
+from models.db import Database, utcnow
 from models.errors import ModelNotFound
 from models.jobs import Job
-from models.ml_models import MlModel
+from models.ml_models import MlModel, ModelType, load_config
 
 # (fraction 0..1, stage) -> awaited between the pipeline's steps
 Stage = Callable[[float, str], Awaitable[None]]
@@ -31,7 +32,7 @@ SCORE_BATCH = 5_000  # leads per feature query, predict and COPY
 MAX_EVENT_IDS = 500  # more scored leads than this: one "lead_score" event with ids [] ("many")
 
 
-def public_metrics(metrics: dict[str, float]) -> dict[str, float]:
+def public_metrics(metrics: dict[str, float | None]) -> dict[str, float | None]:
     return {
         "accuracy": metrics["accuracy"],
         "precision": metrics["precision"],
@@ -51,16 +52,24 @@ async def train_and_register(
     name: str = registry.MODEL_NAME,
     reason: str | None = None,
     job_id: int | None = None,
+    description: str | None = None,
+    model_type: str = ModelType.SCORING,
 ) -> dict[str, Any] | None:
-    """Train on the workspace's labelled leads, register a CANDIDATE, promote it if it beats
-    the champion. None when `iteration` stopped the training (nothing is registered then)."""
+    """Train on the workspace's labelled leads, register a CANDIDATE, promote it if the ML
+    config allows auto-promotion and it beats the champion (or there is none). None when
+    `iteration` stopped the training (nothing is registered then). Training longer than the
+    config's maxTrainingTimeMs fails with MODEL_TRAINING_FAILED, registering nothing."""
+    async with db.session() as session:
+        config = await load_config(session, workspace_id)
+    auto_promote = config.auto_promote
+    params = replace(params, max_seconds=config.max_training_time_ms / 1000)
     await stage(0.0, "features")
     frame = await feature_frame(db, workspace_id, labelled_only=True)
     await stage(TRAINING_SHARE[0], "training")
     stop = threading.Event()
 
-    def guarded(done: int, total: int, best: float | None) -> bool:
-        return not stop.is_set() and iteration(done, total, best)
+    def guarded(report: TrainingProgress) -> bool:
+        return not stop.is_set() and iteration(report)
 
     try:
         result = await asyncio.to_thread(train, frame, params, progress=guarded)
@@ -70,15 +79,27 @@ async def train_and_register(
     if result.cancelled:
         return None
     await stage(0.9, "evaluating")
+    # the training data's feature distribution, for drift checks of this version
+    reference = await asyncio.to_thread(drift.build_reference, frame)
     await stage(0.95, "registering")
     async with db.transaction() as session:
         model, _ = await registry.register(
-            session, workspace_id, result, name=name, reason=reason, job_id=job_id
+            session,
+            workspace_id,
+            result,
+            name=name,
+            reason=reason,
+            job_id=job_id,
+            description=description,
+            model_type=model_type,
         )
+        if not model.reference:
+            model.reference = reference
+            session.add(model)
         incumbent = await registry.champion(session, workspace_id)
         promoted = model.status == "ACTIVE"
         score_job: Job | None = None
-        if not promoted and registry.beats(model, incumbent):
+        if not promoted and auto_promote and registry.beats(model, incumbent):
             await registry.promote(session, model, reason="retrained: beats the champion")
             promoted = True
             # the new champion scores every lead, so Lead.score fills in
@@ -95,7 +116,13 @@ async def train_and_register(
         "name": model.name,
         "version": model.version,
         "metrics": public_metrics(result.metrics["test"]),
+        # the decision threshold (chosen on validation) and top-decile lift on the test split
+        "threshold": result.metrics["test"]["threshold"],
+        "liftTopDecile": result.metrics["test"]["lift_top_decile"],
+        # the parameters trained with (tuning's pick); the trials are on the version
+        "hyperparameters": {k: v for k, v in result.params.items() if k != "tuning"},
         "promoted": promoted,
+        "autoPromote": auto_promote,
         **({"scoreJobId": str(score_job.id)} if score_job is not None else {}),
     }
 
@@ -110,7 +137,7 @@ class _ThreadProgress:
         self.pending: Future[None] | None = None
         self.last = 0.0
 
-    def __call__(self, done: int, total: int, best: float | None) -> bool:
+    def __call__(self, report: TrainingProgress) -> bool:
         if self.run.cancel_requested or self.run.lease_lost:
             return False
         if self.pending is not None and self.pending.done():
@@ -120,12 +147,33 @@ class _ThreadProgress:
         now = time.monotonic()
         if self.pending is None and now - self.last >= REPORT_EVERY:
             self.last = now
-            low, high = TRAINING_SHARE
-            fraction = low + (high - low) * min(done + 1, total) / total
             self.pending = asyncio.run_coroutine_threadsafe(
-                self.run.progress(fraction, "training"), self.loop
+                self.run.progress(training_fraction(report), report.stage, details(report)),
+                self.loop,
             )
         return True
+
+
+def training_fraction(report: TrainingProgress) -> float:
+    low, high = TRAINING_SHARE
+    return low + (high - low) * min(report.done, report.total) / report.total
+
+
+def details(report: TrainingProgress) -> dict[str, Any]:
+    """A training report as `Job.details` shows it."""
+    return {
+        "metric": f"validation {PROGRESS_METRIC}",
+        "current": report.metric,
+        "best": report.best,
+        "iteration": report.done,
+        "iterations": report.total,
+        "etaSeconds": None if report.eta_seconds is None else round(report.eta_seconds, 1),
+        **(
+            {"candidate": report.candidate, "candidates": report.candidates}
+            if report.candidates
+            else {}
+        ),
+    }
 
 
 async def retrain(run: JobRun) -> dict[str, Any]:
@@ -141,6 +189,8 @@ async def retrain(run: JobRun) -> dict[str, Any]:
         name=payload.get("name") or registry.MODEL_NAME,
         reason=payload.get("reason"),
         job_id=job.id,
+        description=payload.get("description"),
+        model_type=payload.get("type") or ModelType.SCORING,
     )
     if result is None:
         raise JobCancelled()
@@ -199,6 +249,9 @@ async def _lead_ids(db: Database, workspace_id: int, payload: dict[str, Any]) ->
     query = select(col(leads.Lead.id)).where(col(leads.Lead.workspace_id) == workspace_id)
     if payload.get("ownerId") is not None:
         query = query.where(col(leads.Lead.owner_id) == int(payload["ownerId"]))
+    if payload.get("filter") is not None:
+        # the filter as the leads are when the job runs (like the list it came from)
+        query = query.where(*scoring.payload_filter(payload["filter"]).clauses())
     async with db.session() as session:
         rows = (await session.execute(query.order_by(col(leads.Lead.id)))).scalars()
         return [int(i) for i in rows if i is not None]
@@ -220,12 +273,24 @@ async def score(run: JobRun) -> dict[str, Any]:
         blob = await _artifact(db, workspace_id, model_id)
         classifier = await asyncio.to_thread(scoring.load_cached, key, blob)
     ids = await _lead_ids(db, workspace_id, job.payload)
+    monitor = monitoring.monitor_for(db)
     total, successful, value_sum, confidence_sum = len(ids), 0, 0.0, 0.0
     await run.progress(0.0, "scoring")
     for start in range(0, total, SCORE_BATCH):
         batch = ids[start : start + SCORE_BATCH]
+        # dated when the inputs were read: a lead changed while the batch runs must not look
+        # older than its score (Lead.score trusts a stored score newer than the last change)
+        read_at = utcnow()
         frame = await feature_frame(db, workspace_id, lead_ids=batch)
+        started = time.perf_counter()
         scored = await asyncio.to_thread(scoring.score_frame, classifier, frame)
+        # one monitoring record per batch: its rows, the batch's predict time
+        monitor.record(
+            workspace_id,
+            model_id,
+            rows=frame.height,
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
         if scored.height:
             async with db.transaction() as session:
                 await leads.store_scores(
@@ -237,7 +302,10 @@ async def score(run: JobRun) -> dict[str, Any]:
                     scored["value"].to_list(),
                     scored["probability"].to_list(),
                     scored["confidence"].to_list(),
+                    scored_at=read_at,
                 )
+            # this process's cached online scores of these leads would hide the new rows
+            score_cache.cache_for(db).forget(workspace_id, scored["lead_id"].to_list())
             successful += scored.height
             value_sum += float(scored["value"].sum())
             confidence_sum += float(scored["confidence"].sum())
@@ -247,6 +315,7 @@ async def score(run: JobRun) -> dict[str, Any]:
                     event_ids = []  # "many": subscribers recompute
                 await run.worker.pubsub.publish(ChangeEvent(workspace_id, "lead_score", event_ids))
         await run.progress(min(start + SCORE_BATCH, total) / total, "scoring")
+    await monitor.flush(db)  # a `dashgraph worker` process has no server flusher
     return {
         "total": total,
         "successful": successful,

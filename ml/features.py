@@ -139,6 +139,8 @@ ORDER BY l.created_at, l.id
 """
 # up to this many ids take the one-query path
 FEW = 100
+# the same query for the online path (ids bound as a bigint array; no other condition)
+FEW_LEADS = _FEW_LEADS.format(where="")
 
 _LEAD_SCHEMA = {
     "lead_id": pl.Int64,
@@ -159,7 +161,8 @@ _ENGAGEMENT_SCHEMA = {
     "website_visits": pl.Int64,
     "first_response_hours": pl.Float64,
 }
-_FEW_SCHEMA = {
+# the columns of FEW_LEADS: a lead, its engagement counts and its agent's record
+FEW_SCHEMA = {
     **_LEAD_SCHEMA,
     **{k: v for k, v in _ENGAGEMENT_SCHEMA.items() if k != "lead_id"},
     "agent_closed_before": pl.Int64,
@@ -216,8 +219,7 @@ async def feature_frame(
         params["ids"] = list(lead_ids)
         if len(params["ids"]) <= FEW:
             sql = _FEW_LEADS.format(where=where)
-            rows = await _frame(db, sql, params, _FEW_SCHEMA, ids=True)
-            return _finish(_with_win_rate(_base(rows, as_of)))
+            return few_features(await _frame(db, sql, params, FEW_SCHEMA, ids=True), as_of=as_of)
         where += " AND l.id = ANY(:ids)"
     arrays = ("ids",) if lead_ids is not None else ()
     leads = await copy_frame(
@@ -238,6 +240,11 @@ def build_features(
     `closes` must hold every close of the leads' agents before the newest lead's creation."""
     frame = _base(leads.join(engagement, on="lead_id", how="left"), as_of)
     return _finish(_with_agent_history(frame, closes))
+
+
+def few_features(rows: pl.DataFrame, *, as_of: datetime) -> pl.DataFrame:
+    """Model-ready rows from FEW_LEADS rows (FEW_SCHEMA): the agent record is counted already."""
+    return _finish(_with_win_rate(_base(rows, as_of)))
 
 
 def _base(leads: pl.DataFrame, as_of: datetime) -> pl.DataFrame:

@@ -1,7 +1,8 @@
 """The model registry: immutable trained versions, their status, and the `champion` alias.
 
 Like MLflow's: a version never changes once registered (artifact, metrics, parameters);
-status and aliases do. One champion per workspace: ACTIVE with alias `champion`.
+status and aliases do. One champion per workspace: ACTIVE with alias `champion`; at most one
+challenger, ACTIVE with alias `challenger`, during an A/B test (see ml/deployment.py).
 """
 
 from __future__ import annotations
@@ -15,13 +16,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 from sqlmodel import col, select
 
+from ml import scoring
 from ml.train import TrainParams, TrainResult
 from models import jobs
 from models.audit import AuditLog
 from models.db import utcnow
 from models.errors import BadUserInput, Forbidden, ModelNotFound, NotFound, Validator
-from models.leads import Lead
-from models.ml_models import CHALLENGER, CHAMPION, MlModel, ModelStatus, ab_bucket
+from models.leads import Lead, LeadFilter
+from models.ml_models import (
+    CHALLENGER,
+    CHAMPION,
+    MlModel,
+    ModelStatus,
+    ModelType,
+    ab_bucket,
+    load_config,
+)
 from models.scope import Scope
 from models.workspaces import Role
 
@@ -41,7 +51,10 @@ def require_admin(scope: Scope) -> None:
 
 
 async def list_models(
-    session: AsyncSession, scope: Scope, status: ModelStatus | None = None
+    session: AsyncSession,
+    scope: Scope,
+    status: ModelStatus | None = None,
+    model_type: ModelType | None = None,
 ) -> list[MlModel]:
     """The workspace's versions, newest first, without their artifacts (~2 MB each)."""
     query = (
@@ -52,6 +65,8 @@ async def list_models(
     )
     if status is not None:
         query = query.where(col(MlModel.status) == status)
+    if model_type is not None:
+        query = query.where(col(MlModel.type) == model_type)
     return list((await session.execute(query)).scalars())
 
 
@@ -133,6 +148,8 @@ async def register(
     reason: str | None = None,
     job_id: int | None = None,
     trained_at: datetime | None = None,
+    description: str | None = None,
+    model_type: str = ModelType.SCORING,
 ) -> tuple[MlModel, bool]:
     """A new CANDIDATE version of `name`; (version, created). A job's version is made once."""
     # one registration per workspace at a time: the next version number is then free
@@ -165,6 +182,8 @@ async def register(
         name=name,
         version=(latest or 0) + 1,
         status=ModelStatus.CANDIDATE,
+        type=model_type,
+        description=description,
         metrics=result.metrics,
         hyperparameters={
             **result.params,
@@ -211,7 +230,7 @@ async def promote(
         _audit(session, previous, actor_id, "ml_model.status", _change("ACTIVE", "RETIRED", reason))
         await session.flush()  # free the alias before it moves
     before = model.status
-    model.status, model.alias = ModelStatus.ACTIVE, CHAMPION
+    model.status, model.alias, model.deployed_at = ModelStatus.ACTIVE, CHAMPION, utcnow()
     session.add(model)
     _audit(session, model, actor_id, "ml_model.status", _change(before, "ACTIVE", reason))
     await session.flush()
@@ -234,8 +253,8 @@ async def set_status(
         return model
     before = model.status
     model.status = status
-    if model.alias == CHAMPION:
-        model.alias = None  # a demoted champion leaves the workspace without one
+    # a demoted champion leaves the workspace without one; a demoted challenger ends its test
+    model.alias = None
     session.add(model)
     _audit(session, model, scope.user_id, "ml_model.status", _change(before, status, reason))
     await session.flush()
@@ -265,23 +284,24 @@ def retrain_params(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> Tra
         iterations=int(merged.get("iterations", defaults.iterations)),
         depth=int(merged.get("depth", defaults.depth)),
         learning_rate=float(merged.get("learningRate", defaults.learning_rate)),
+        l2_leaf_reg=float(merged.get("l2LeafReg", defaults.l2_leaf_reg)),
         validation_split=float(merged.get("validationSplit", defaults.validation_split)),
+        tuning=bool(merged.get("hyperparameterTuning", defaults.tuning)),
     )
     params.validate()
     return params
 
 
 def params_payload(params: TrainParams) -> dict[str, Any]:
-    return {
-        "iterations": params.iterations,
-        "depth": params.depth,
-        "learningRate": params.learning_rate,
-        "validationSplit": params.validation_split,
-    }
+    return params.payload()
 
 
 def payload_params(payload: Mapping[str, Any]) -> TrainParams:
     return retrain_params({}, payload.get("params", {}))
+
+
+# what a retrain inherits from its base version (tuning is asked for each time)
+_INHERITED = ("iterations", "depth", "learningRate", "l2LeafReg")
 
 
 async def request_retrain(
@@ -291,9 +311,11 @@ async def request_retrain(
     *,
     reason: str | None = None,
     overrides: Mapping[str, Any] | None = None,
+    priority: jobs.JobPriority = jobs.JobPriority.NORMAL,
 ) -> jobs.Job:
     """Validate, then queue an `ml.retrain` job: a new version of `model_id` (default: the
-    champion's name), starting from its parameters with `overrides` on top."""
+    champion's name), starting from its parameters with `overrides` on top; the validation
+    split defaults to the ML config's."""
     require_admin(scope)
     if reason is not None and len(reason) > MAX_REASON:
         raise BadUserInput("Invalid input", fields={"reason": f"at most {MAX_REASON} chars"})
@@ -302,14 +324,93 @@ async def request_retrain(
         base = await get_model(session, scope, model_id)
     else:
         base = await champion(session, scope.workspace_id)
-    params = retrain_params(base.hyperparameters if base else {}, overrides or {})
+    config = await load_config(session, scope.workspace_id)
+    inherited = {k: v for k, v in (base.hyperparameters if base else {}).items() if k in _INHERITED}
+    params = retrain_params(
+        {**inherited, "validationSplit": config.validation_split}, overrides or {}
+    )
     payload = {
         "name": base.name if base else MODEL_NAME,
+        "type": base.type if base else ModelType.SCORING,
+        "description": base.description if base else None,
         "baseModelId": str(base.id) if base else None,
         "reason": reason,
+        "priority": str(priority),
         "params": params_payload(params),
     }
-    return await jobs.enqueue(session, scope, RETRAIN_KIND, payload, max_attempts=2)
+    return await jobs.enqueue(
+        session, scope, RETRAIN_KIND, payload, max_attempts=2, priority=priority
+    )
+
+
+async def request_create(
+    session: AsyncSession,
+    scope: Scope,
+    *,
+    name: str,
+    description: str | None,
+    model_type: ModelType,
+    algorithm: str,
+    hyperparameters: Mapping[str, Any],
+) -> jobs.Job:
+    """Validate, then queue the training of version 1 of a new model `name` (an `ml.retrain`
+    job). Only CatBoost is supported; the name must be new in the workspace (also among
+    trainings still queued or running)."""
+    require_admin(scope)
+    name = name.strip()
+    v = Validator()
+    v.check(1 <= len(name) <= 120, "name", "1 to 120 characters")
+    v.check(description is None or len(description) <= 500, "description", "at most 500 chars")
+    v.check(algorithm.strip().lower() == "catboost", "algorithm", "only `catboost` is supported")
+    v.raise_if_any("Invalid model")
+    config = await load_config(session, scope.workspace_id)
+    params = retrain_params({"validationSplit": config.validation_split}, hyperparameters)
+    await session.execute(
+        sa.text("SELECT pg_advisory_xact_lock(hashtext('ml_model'), :ws)"),
+        {"ws": scope.workspace_id},
+    )
+    taken = (
+        await session.execute(
+            select(sa.func.count())
+            .select_from(MlModel)
+            .where(scope.where(MlModel), col(MlModel.name) == name)
+        )
+    ).scalar_one()
+    queued = (
+        await session.execute(
+            select(sa.func.count())
+            .select_from(jobs.Job)
+            .where(
+                scope.where(jobs.Job),
+                col(jobs.Job.kind) == RETRAIN_KIND,
+                col(jobs.Job.status).in_([jobs.JobStatus.QUEUED, jobs.JobStatus.RUNNING]),
+                jobs.Job.payload["name"].astext == name,
+            )
+        )
+    ).scalar_one()
+    if taken or queued:
+        raise BadUserInput("A model of that name exists", fields={"name": "already used"})
+    payload = {
+        "name": name,
+        "type": str(model_type),
+        "description": description,
+        "baseModelId": None,
+        "reason": "created",
+        "create": True,
+        "params": params_payload(params),
+    }
+    job = await jobs.enqueue(session, scope, RETRAIN_KIND, payload, max_attempts=2)
+    session.add(
+        AuditLog(
+            workspace_id=scope.workspace_id,
+            actor_id=scope.user_id,
+            action="ml_model.created",
+            target_type="ml_model",
+            target_id=None,
+            details={"name": name, "jobId": str(job.id), "params": payload["params"]},
+        )
+    )
+    return job
 
 
 async def request_scoring(
@@ -317,17 +418,30 @@ async def request_scoring(
     scope: Scope,
     lead_ids: Sequence[int] | None,
     model_id: int | None,
+    lead_filter: LeadFilter | None = None,
 ) -> jobs.Job:
     """Validate, then queue an `ml.score` job. ADMIN and USER may score; a USER only the leads
-    they can see (named ids are checked through the scope, null means all of theirs)."""
+    they can see (named ids are checked through the scope; a filter, or neither ids nor
+    filter, means the matching leads of theirs when the job runs). Named ids: at most the
+    ML config's `max_batch_size`."""
     if scope.role not in (Role.ADMIN, Role.USER):
         raise Forbidden("Only admins and users score leads")
+    if lead_ids is not None and lead_filter is not None:
+        raise BadUserInput(
+            "Give leadIds or filter, not both",
+            fields={"leadIds": "not with filter", "filter": "not with leadIds"},
+        )
+    if lead_filter is not None:
+        lead_filter.validate()
     ids: list[int] | None = None
     if lead_ids is not None:
         ids = list(dict.fromkeys(lead_ids))
-        if not ids or len(ids) > MAX_SCORE_IDS:
+        limit = min(MAX_SCORE_IDS, (await load_config(session, scope.workspace_id)).max_batch_size)
+        if not ids or len(ids) > limit:
             raise BadUserInput(
-                "Invalid input", fields={"leadIds": f"between 1 and {MAX_SCORE_IDS} ids"}
+                "Invalid input",
+                fields={"leadIds": f"between 1 and {limit} ids (ML config maxBatchSize)"},
+                maxBatchSize=limit,
             )
         visible = set(
             (
@@ -348,6 +462,7 @@ async def request_scoring(
         "modelId": None if model_id is None else str(model_id),
         # null ids from a USER: only the leads they own
         "ownerId": str(scope.user_id) if ids is None and not scope.is_admin else None,
+        **({"filter": scoring.filter_payload(lead_filter)} if lead_filter is not None else {}),
     }
     return await jobs.enqueue(session, scope, SCORE_KIND, payload, max_attempts=2)
 

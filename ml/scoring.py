@@ -16,12 +16,15 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from datetime import datetime
+from typing import Any
 
 import numpy as np
 import polars as pl
 from catboost import CatBoostClassifier  # type: ignore[import-untyped]
 
 from ml.train import load_model, model_input
+from models.leads import LeadFilter, LeadSource, LeadStage
 
 MIN_VALUE, MAX_VALUE = 1, 99
 CACHE_SIZE = 4
@@ -96,3 +99,41 @@ def score_frame(model: bytes | CatBoostClassifier, frame: pl.DataFrame) -> pl.Da
         },
         schema=schema,
     )
+
+
+# ---- a scoring job's lead filter, as stored in its JSON payload -----------------------------
+
+
+def filter_payload(lead_filter: LeadFilter) -> dict[str, Any]:
+    """`LeadFilter` as JSON for a job payload (read back by `payload_filter`)."""
+    return {
+        "stages": [s.value for s in lead_filter.stages] if lead_filter.stages else None,
+        "sources": [s.value for s in lead_filter.sources] if lead_filter.sources else None,
+        "agentIds": [str(a) for a in lead_filter.agent_ids] if lead_filter.agent_ids else None,
+        "minScore": lead_filter.min_score,
+        "maxScore": lead_filter.max_score,
+        "createdAfter": _iso(lead_filter.created_after),
+        "createdBefore": _iso(lead_filter.created_before),
+        "search": lead_filter.search,
+    }
+
+
+def payload_filter(data: dict[str, Any]) -> LeadFilter:
+    return LeadFilter(
+        stages=[LeadStage(s) for s in data["stages"]] if data.get("stages") else None,
+        sources=[LeadSource(s) for s in data["sources"]] if data.get("sources") else None,
+        agent_ids=[int(a) for a in data["agentIds"]] if data.get("agentIds") else None,
+        min_score=data.get("minScore"),
+        max_score=data.get("maxScore"),
+        created_after=_from_iso(data.get("createdAfter")),
+        created_before=_from_iso(data.get("createdBefore")),
+        search=data.get("search"),
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _from_iso(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)

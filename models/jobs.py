@@ -27,6 +27,16 @@ class JobStatus(StrEnum):
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
+class JobPriority(StrEnum):
+    LOW = "LOW"
+    NORMAL = "NORMAL"
+    HIGH = "HIGH"
+
+
+# stored in job.priority; workers claim higher ranks first, then the oldest
+PRIORITY_RANK = {JobPriority.LOW: -1, JobPriority.NORMAL: 0, JobPriority.HIGH: 1}
+
+
 class Job(SQLModel, table=True):
     workspace_id: int = tenant_key()
     id: int | None = row_id()
@@ -34,6 +44,9 @@ class Job(SQLModel, table=True):
     status: str = Field(default=JobStatus.QUEUED, max_length=12)
     progress: float = 0.0
     stage: str | None = Field(default=None, max_length=80)
+    # what the stage reports besides a fraction (training: current/best metric, ETA seconds)
+    progress_details: dict[str, Any] | None = Field(default=None, sa_type=JSONB)
+    priority: int = Field(default=0, sa_type=sa.SmallInteger)
     payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSONB)
     result: dict[str, Any] | None = Field(default=None, sa_type=JSONB)
     error: str | None = Field(default=None, max_length=2000)
@@ -66,6 +79,7 @@ async def enqueue(
     payload: dict[str, Any] | None = None,
     *,
     max_attempts: int = 3,
+    priority: JobPriority = JobPriority.NORMAL,
 ) -> Job:
     job = Job(
         workspace_id=scope.workspace_id,
@@ -73,6 +87,7 @@ async def enqueue(
         payload=payload or {},
         created_by=scope.user_id,
         max_attempts=max_attempts,
+        priority=PRIORITY_RANK[priority],
     )
     session.add(job)
     await session.flush()
@@ -126,7 +141,8 @@ async def request_cancel(session: AsyncSession, scope: Scope, job_id: int) -> Jo
 async def claim(
     session: AsyncSession, worker_id: str, kinds: list[str], lease: timedelta
 ) -> Job | None:
-    """Take the oldest runnable job: queued, or running under a lease that has run out."""
+    """Take the oldest runnable job of the highest priority: queued, or running under a lease
+    that has run out."""
     now = sa.func.now()
     runnable = (
         select(Job.workspace_id, Job.id)
@@ -135,7 +151,7 @@ async def claim(
             sa.or_(col(Job.status) == JobStatus.QUEUED, col(Job.lease_expires_at) < now),
             col(Job.kind).in_(kinds),
         )
-        .order_by(col(Job.created_at), col(Job.id))
+        .order_by(col(Job.priority).desc(), col(Job.created_at), col(Job.id))
         .limit(1)
         .with_for_update(skip_locked=True)
         .cte("runnable")
@@ -172,11 +188,14 @@ async def renew_lease(
     *,
     progress: float | None = None,
     stage: str | None = None,
+    details: dict[str, Any] | None = None,
 ) -> bool | None:
-    """Extend the lease (and record progress). Returns cancel_requested, or None if lost."""
+    """Extend the lease (and record progress). Returns cancel_requested, or None if lost.
+    A progress report replaces the details (none: cleared), so they match the stage."""
     values: dict[str, Any] = {"lease_expires_at": sa.func.now() + lease}
     if progress is not None:
         values["progress"] = max(0.0, min(1.0, progress))
+        values["progress_details"] = details
     if stage is not None:
         values["stage"] = stage[:80]
     result = await session.execute(

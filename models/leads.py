@@ -133,6 +133,17 @@ class LeadEvent(SQLModel, table=True):
             sa.text("id DESC"),
         ),
         sa.Index("ix_lead_event_time", "workspace_id", "occurred_at"),
+        # each agent's closes in time order: the agent-history features (ml/features.py)
+        sa.Index(
+            "ix_lead_event_close",
+            "workspace_id",
+            "agent_id",
+            "occurred_at",
+            postgresql_include=["to_stage"],
+            postgresql_where=sa.text(
+                "type = 'STAGE_CHANGE' AND to_stage IN ('WON', 'LOST') AND agent_id IS NOT NULL"
+            ),
+        ),
     )
 
 

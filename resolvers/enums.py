@@ -7,15 +7,24 @@ from enum import Enum
 import strawberry
 
 from models.jobs import JobStatus
-from models.ml_models import ModelStatus
+from models.ml_models import ModelStatus, ModelType
 from models.workspaces import Role
 
 # strawberry.enum marks the model enums in place, so annotations use the model classes themselves
 strawberry.enum(Role, description="A member's role in a workspace")
 strawberry.enum(JobStatus)
 strawberry.enum(ModelStatus)
+strawberry.enum(ModelType, description="What a model predicts (seed 003: scoring, ...)")
 
-__all__ = ["Granularity", "JobStatus", "ModelStatus", "Period", "Role", "SortDirection"]
+__all__ = [
+    "Granularity",
+    "JobStatus",
+    "ModelStatus",
+    "ModelType",
+    "Period",
+    "Role",
+    "SortDirection",
+]
 
 
 @strawberry.enum(description="Time window ending now (the seeds' 1h/24h/7d/30d/90d/1y)")

@@ -9,9 +9,17 @@ import strawberry
 from strawberry.scalars import JSON
 
 from models import jobs
+from models.jobs import JobPriority
 from resolvers.context import Info
 from resolvers.enums import JobStatus
 from resolvers.ids import parse_id
+
+strawberry.enum(jobs.JobPriority, description="Workers take higher priorities first")
+_PRIORITY_BY_RANK = {rank: name for name, rank in jobs.PRIORITY_RANK.items()}
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
 
 
 @strawberry.type
@@ -21,6 +29,21 @@ class Job:
     status: JobStatus
     progress: float = strawberry.field(description="0..1")
     stage: str | None
+    details: JSON | None = strawberry.field(
+        description="What the current stage reports besides `progress`; training: metric "
+        "(its name), current and best (validation AUC), iteration/iterations, "
+        "candidate/candidates while tuning, etaSeconds"
+    )
+    current_metric: float | None = strawberry.field(
+        description="Training: the validation AUC after the latest boosting iteration"
+    )
+    best_metric: float | None = strawberry.field(
+        description="Training: the best validation AUC of the run so far"
+    )
+    eta_seconds: float | None = strawberry.field(
+        description="Seconds left in the current stage at its pace so far"
+    )
+    priority: JobPriority
     error: str | None
     result: JSON | None
     created_at: datetime
@@ -29,12 +52,18 @@ class Job:
 
     @classmethod
     def from_row(cls, row: jobs.Job) -> Self:
+        details = row.progress_details or {}
         return cls(
             id=strawberry.ID(str(row.id)),
             kind=row.kind,
             status=jobs.JobStatus(row.status),
             progress=row.progress,
             stage=row.stage,
+            details=JSON(details) if details else None,
+            current_metric=_number(details.get("current")),
+            best_metric=_number(details.get("best")),
+            eta_seconds=_number(details.get("etaSeconds")),
+            priority=_PRIORITY_BY_RANK.get(row.priority, jobs.JobPriority.NORMAL),
             error=row.error,
             result=JSON(row.result) if row.result is not None else None,
             created_at=row.created_at,

@@ -7,6 +7,7 @@ from typing import Self
 
 import strawberry
 
+from ml.score_cache import OnlineScore
 from models import leads
 from models.errors import Forbidden, NotFound
 from models.leads import LeadEventType, LeadSortField, LeadSource, LeadStage, PropertyType, Timeline
@@ -15,6 +16,7 @@ from resolvers.agents import Agent
 from resolvers.context import Info
 from resolvers.enums import SortDirection
 from resolvers.ids import parse_id
+from resolvers.ml_explain import LeadExplanation, lead_explanation
 
 strawberry.enum(LeadStage)
 strawberry.enum(LeadSource)
@@ -24,22 +26,44 @@ strawberry.enum(LeadEventType)
 strawberry.enum(LeadSortField)
 
 
-@strawberry.type
+@strawberry.type(
+    description="The lead's score by the model version serving it (the champion, or the "
+    "challenger for its A/B share), cached per (lead, version, the lead's last change)"
+)
 class LeadScore:
     value: int = strawberry.field(description="1..99, round(100 * probability) clipped")
-    probability: float
-    confidence: float | None
+    probability: float = strawberry.field(description="Conversion probability, 0..1")
+    confidence: float | None = strawberry.field(
+        description="2 * |probability - 0.5|, 0..1: 0 a coin flip, 1 certain either way"
+    )
+    model_id: strawberry.ID = strawberry.field(description="The version that scored")
     model_version: str
     scored_at: datetime
+    prediction_time_ms: float = strawberry.field(
+        description="Server-side milliseconds: for a fresh prediction the feature build and "
+        "predict of the batch it ran in; for a cached score the cache lookup"
+    )
+    cached: bool = strawberry.field(
+        description="True when the score was not predicted by this request (process cache, "
+        "or a stored score newer than the lead's last change)"
+    )
+    fallback: bool = strawberry.field(
+        description="True when the serving version failed and the ML config's fallback model "
+        "scored instead (modelId and modelVersion are the fallback's)"
+    )
 
     @classmethod
-    def from_row(cls, row: leads.LeadScore) -> Self:
+    def from_online(cls, score: OnlineScore) -> Self:
         return cls(
-            value=row.value,
-            probability=row.probability,
-            confidence=row.confidence,
-            model_version=row.model_version,
-            scored_at=row.scored_at,
+            value=score.value,
+            probability=score.probability,
+            confidence=score.confidence,
+            model_id=strawberry.ID(str(score.model_id)),
+            model_version=score.model_version,
+            scored_at=score.scored_at,
+            prediction_time_ms=score.prediction_time_ms,
+            cached=score.cached,
+            fallback=score.fallback,
         )
 
 
@@ -123,11 +147,20 @@ class Lead:
         rows = await info.context.loaders(self.scope).events_by_lead.load((self.row.id, first))
         return [LeadEvent.from_row(row) for row in rows]
 
-    @strawberry.field(description="Latest stored score; null until the lead has been scored")
+    @strawberry.field(
+        description="Scored online by the serving model version (cached); null while the "
+        "workspace has no model. PREDICTION_TIMEOUT past the ML config's timeout"
+    )
     async def score(self, info: Info) -> LeadScore | None:
-        assert self.row.id is not None  # a stored row
-        row = await info.context.loaders(self.scope).latest_score_by_lead.load(self.row.id)
-        return LeadScore.from_row(row) if row else None
+        found = await info.context.loaders(self.scope).online_score_by_lead.load(self.row)
+        return LeadScore.from_online(found) if found else None
+
+    @strawberry.field(
+        description="Why the serving model scores the lead as it does (SHAP); null while the "
+        "workspace has no model"
+    )
+    async def explanation(self, info: Info) -> LeadExplanation | None:
+        return await lead_explanation(info, self.scope, self.row)
 
 
 @strawberry.type

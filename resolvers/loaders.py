@@ -7,6 +7,9 @@ from typing import Any, TypeVar
 
 from aiodataloader import DataLoader
 
+from ml import explain
+from ml.score_cache import OnlineScore
+from ml.serving import score_leads
 from models import agents, jobs, leads
 from models.db import Database
 from models.scope import Scope
@@ -67,11 +70,38 @@ class LatestScoreByLeadLoader(_Loader[int, leads.LeadScore | None]):
         return [found.get(k) for k in keys]
 
 
+class OnlineScoreByLeadLoader(DataLoader[leads.Lead, OnlineScore | None]):
+    """Keys are lead rows (their data keys the cache), cached per lead id: the page's leads
+    are scored together, one feature build and one predict per serving version."""
+
+    def __init__(self, db: Database, scope: Scope) -> None:
+        super().__init__(get_cache_key=lambda lead: lead.id)
+        self.db = db
+        self.scope = scope
+
+    async def batch_load_fn(self, keys: list[leads.Lead]) -> list[OnlineScore | None]:
+        return await score_leads(self.db, self.scope.workspace_id, keys)
+
+
 class JobByIdLoader(_Loader[int, jobs.Job | None]):
     async def batch_load_fn(self, keys: list[int]) -> list[jobs.Job | None]:
         async with self.db.session() as session:
             rows = await jobs.jobs_by_ids(session, self.scope, list(keys))
         return _in_key_order(keys, rows)
+
+
+class ExplanationByLeadLoader(DataLoader[leads.Lead, explain.Explanation | None]):
+    """Keys are lead rows, cached per lead id: SHAP explanations by each lead's serving
+    version, one feature build and one SHAP call per version for all the leads of the tick."""
+
+    def __init__(self, db: Database, scope: Scope) -> None:
+        super().__init__(get_cache_key=lambda lead: lead.id)
+        self.db = db
+        self.scope = scope
+
+    async def batch_load_fn(self, keys: list[leads.Lead]) -> list[explain.Explanation | None]:
+        found = await explain.explain_leads(self.db, self.scope.workspace_id, keys)
+        return [found.get(k.id) if k.id is not None else None for k in keys]
 
 
 class Loaders:
@@ -83,4 +113,6 @@ class Loaders:
         self.lead_by_id = LeadByIdLoader(db, scope)
         self.events_by_lead = EventsByLeadLoader(db, scope)
         self.latest_score_by_lead = LatestScoreByLeadLoader(db, scope)
+        self.online_score_by_lead = OnlineScoreByLeadLoader(db, scope)
         self.job_by_id = JobByIdLoader(db, scope)
+        self.explanation_by_lead = ExplanationByLeadLoader(db, scope)

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 import strawberry
 from strawberry.scalars import JSON
 
 from ml import registry
+from models.db import utcnow
 from models.errors import BadUserInput
+from models.jobs import JobPriority
+from models.ml_models import CHALLENGER, ModelStatus, ModelType
 from models.ml_models import MlModel as MlModelRow
-from models.ml_models import ModelStatus
+from resolvers import ml_explain, ml_performance
 from resolvers.context import Info
+from resolvers.enums import Period
 from resolvers.ids import parse_id
 from resolvers.jobs import Job
+from resolvers.leads import LeadFilter
+from resolvers.ml_drift import ModelDrift, model_drift
+from resolvers.ml_explain import FeatureImportance
+from resolvers.ml_performance import ModelPerformance
 
 
 @strawberry.type(description="Classification metrics on one split (the newest leads: test)")
@@ -24,23 +32,66 @@ class ModelMetrics:
     recall: float
     f1_score: float
     auc: float | None = strawberry.field(description="null when the split has only one class")
+    threshold: float | None = strawberry.field(
+        description="Decision threshold of accuracy/precision/recall/F1 (predict convert when "
+        "probability >= it): the best-F1 cut-off on the validation split, the same for every "
+        "split; null on versions trained before it was recorded (they used 0.5)"
+    )
+    lift_top_decile: float | None = strawberry.field(
+        description="Conversion rate of the 10% highest scored leads over the split's overall "
+        "rate (1 = no better than random)"
+    )
 
     @classmethod
     def from_split(cls, split: dict[str, Any]) -> Self:
-        auc = split.get("auc")
         return cls(
             accuracy=float(split["accuracy"]),
             precision=float(split["precision"]),
             recall=float(split["recall"]),
             f1_score=float(split["f1_score"]),
-            auc=None if auc is None or auc != auc else float(auc),
+            auc=_number(split.get("auc")),
+            threshold=_number(split.get("threshold")),
+            lift_top_decile=_number(split.get("lift_top_decile")),
         )
 
 
-@strawberry.type
-class FeatureImportance:
-    feature: str
-    importance: float = strawberry.field(description="CatBoost's share, summing to 100")
+def _number(value: Any) -> float | None:
+    return None if value is None or value != value else float(value)
+
+
+@strawberry.type(description="Metrics per time-ordered split: oldest leads train, newest test")
+class SplitMetrics:
+    train: ModelMetrics | None
+    validation: ModelMetrics | None
+    test: ModelMetrics | None
+
+
+@strawberry.type(description="The labelled leads a version learned from (seed 003 trainingData)")
+class TrainingData:
+    total_samples: int
+    train_samples: int
+    validation_samples: int
+    test_samples: int
+    feature_count: int
+    conversions: int = strawberry.field(description="Converted (WON) leads over all splits")
+
+    @classmethod
+    def from_row(cls, row: MlModelRow) -> Self | None:
+        sizes = row.training_sizes
+        if not sizes:
+            return None
+
+        def rows(split: str) -> int:
+            return int(sizes.get(split, {}).get("rows", 0))
+
+        return cls(
+            total_samples=sum(rows(s) for s in ("train", "validation", "test")),
+            train_samples=rows("train"),
+            validation_samples=rows("validation"),
+            test_samples=rows("test"),
+            feature_count=len(row.feature_importance),
+            conversions=sum(int(part.get("conversions", 0)) for part in sizes.values()),
+        )
 
 
 @strawberry.type
@@ -49,47 +100,125 @@ class MlModel:
     name: str
     version: int
     status: ModelStatus
+    type: ModelType
+    description: str | None
     algorithm: str
-    alias: str | None = strawberry.field(description="`champion` on the active version")
+    alias: str | None = strawberry.field(
+        description="`champion` (serves every lead not in an A/B test) or `challenger` (ACTIVE, "
+        "serves `trafficPercent` % of leads while its A/B test runs)"
+    )
     metrics: ModelMetrics | None = strawberry.field(description="On the test split")
+    split_metrics: SplitMetrics = strawberry.field(
+        description="train / validation / test (seed: trainAccuracy, validationAccuracy, ...)"
+    )
+    training_data: TrainingData | None
     training_samples: int | None
     hyperparameters: JSON
+    traffic_percent: int | None = strawberry.field(
+        description="A/B test: the challenger's share of leads, 1..99 (kept after the test)"
+    )
+    deployed_at: datetime | None = strawberry.field(
+        description="When it last became champion or challenger"
+    )
+    ab_ends_at: datetime | None = strawberry.field(
+        description="When its A/B test ends (or ended, if stopped early)"
+    )
     created_at: datetime
     trained_at: datetime | None
     importance: strawberry.Private[dict[str, float]]
+    workspace_id: strawberry.Private[int]
 
-    @strawberry.field(description="Global importance per feature, largest first")
-    def feature_importance(self) -> list[FeatureImportance]:
-        ranked = sorted(self.importance.items(), key=lambda item: (-item[1], item[0]))
-        return [FeatureImportance(feature=name, importance=value) for name, value in ranked]
+    @strawberry.field(description="A challenger whose A/B test is still running")
+    def ab_test_running(self) -> bool:
+        return (
+            self.alias == CHALLENGER
+            and bool(self.traffic_percent)
+            and (self.ab_ends_at is None or self.ab_ends_at > utcnow())
+        )
+
+    @strawberry.field(
+        description="Global importance per feature, largest first; with `leadIds` (at most "
+        "100 of the workspace's leads) also each lead's SHAP value and the mean |SHAP|"
+    )
+    async def feature_importance(
+        self, info: Info, lead_ids: list[strawberry.ID] | None = None
+    ) -> list[FeatureImportance]:
+        return await ml_explain.feature_importance(
+            info, self.workspace_id, int(self.id), self.importance, lead_ids
+        )
+
+    @strawberry.field(
+        description="Data drift (PSI) of the leads created in the `windowDays` (1..365) days "
+        "before the last 14, against this version's training data, and concept drift"
+    )
+    async def drift(self, info: Info, window_days: int = 30) -> ModelDrift:
+        return await model_drift(info, self.workspace_id, int(self.id), window_days)
+
+    @strawberry.field(
+        description="Predictions, errors, timeouts, latency percentiles, throughput and "
+        "accuracy on outcomes known since deployment, over the period ending now"
+    )
+    async def performance(self, info: Info, period: Period = Period.H24) -> ModelPerformance:
+        return await ml_performance.model_performance(
+            info,
+            self.workspace_id,
+            int(self.id),
+            period,
+            in_service_since=self.deployed_at or self.trained_at or self.created_at,
+            threshold=self.metrics.threshold if self.metrics else None,
+            test_accuracy=self.metrics.accuracy if self.metrics else None,
+        )
 
     @classmethod
     def from_row(cls, row: MlModelRow) -> Self:
-        test = row.metrics.get("test")
+        splits = {
+            name: ModelMetrics.from_split(part) if part else None
+            for name in ("train", "validation", "test")
+            for part in [row.metrics.get(name)]
+        }
         return cls(
             id=strawberry.ID(str(row.id)),
             name=row.name,
             version=row.version,
             status=ModelStatus(row.status),
+            type=ModelType(row.type),
+            description=row.description,
             algorithm=row.algorithm,
             alias=row.alias,
-            metrics=ModelMetrics.from_split(test) if test else None,
+            metrics=splits["test"],
+            split_metrics=SplitMetrics(**splits),
+            training_data=TrainingData.from_row(row),
             training_samples=row.training_samples,
             hyperparameters=JSON({k: v for k, v in row.hyperparameters.items() if k != "reason"}),
+            traffic_percent=row.traffic_percent,
+            deployed_at=row.deployed_at,
+            ab_ends_at=row.ab_ends_at,
             created_at=row.created_at,
             trained_at=row.trained_at,
             importance={k: float(v) for k, v in row.feature_importance.items()},
+            workspace_id=row.workspace_id,
         )
 
 
 @strawberry.input
 class RetrainInput:
     reason: str | None = None
+    priority: JobPriority = strawberry.field(
+        default=JobPriority.NORMAL, description="Workers take HIGH jobs first, LOW last"
+    )
     iterations: int | None = None
     depth: int | None = None
     learning_rate: float | None = None
+    l2_leaf_reg: float | None = None
     validation_split: float | None = strawberry.field(
-        default=None, description="Share held out for validation, and again for test"
+        default=None,
+        description="Share held out for validation, and again for test (default: the ML "
+        "config's training.validationSplit)",
+    )
+    hyperparameter_tuning: bool = strawberry.field(
+        default=False,
+        description="Compare depth -2/0/+2 x learning rate x0.5/1/2 on the validation split "
+        "first and keep the best (its parameters are in the version's hyperparameters.tuning)",
     )
 
 
@@ -101,10 +230,11 @@ class MlQueries:
         info: Info,
         status: ModelStatus | None = None,
         workspace_id: strawberry.ID | None = None,
+        type: ModelType | None = None,
     ) -> list[MlModel]:
         scope = await info.context.scope(workspace_id)
         async with info.context.db.session() as session:
-            rows = await registry.list_models(session, scope, status)
+            rows = await registry.list_models(session, scope, status, type)
         return [MlModel.from_row(row) for row in rows]
 
     @strawberry.field
@@ -136,20 +266,28 @@ class MlMutations:
             "iterations": given.iterations,
             "depth": given.depth,
             "learningRate": given.learning_rate,
+            "l2LeafReg": given.l2_leaf_reg,
             "validationSplit": given.validation_split,
+            "hyperparameterTuning": given.hyperparameter_tuning,
         }
         model_id = None if id is None else parse_id(id, "id")
         async with info.context.db.transaction() as session:
             row = await registry.request_retrain(
-                session, scope, model_id, reason=given.reason, overrides=overrides
+                session,
+                scope,
+                model_id,
+                reason=given.reason,
+                overrides=overrides,
+                priority=given.priority,
             )
         info.context.wake_workers()
         await info.context.publish(scope.workspace_id, "job", [row.id])
         return Job.from_row(row)
 
     @strawberry.mutation(
-        description="Score leads (at most 10,000 ids; null: all the viewer may see) with `model` "
-        "(null: the champion) as a job; its result sums up the run"
+        description="Score leads with `model` (null: the champion) as a job: `leadIds` (at most "
+        "the ML config's maxBatchSize), or a `filter`, or neither (all the viewer may see). "
+        "Its result: total, successful, failed, averageScore, averageConfidence"
     )
     async def score_leads(
         self,
@@ -157,16 +295,25 @@ class MlMutations:
         lead_ids: list[strawberry.ID] | None = None,
         model: strawberry.ID | None = None,
         workspace_id: strawberry.ID | None = None,
+        filter: Annotated[
+            LeadFilter | None,
+            strawberry.argument(
+                description="Score the leads matching this filter when the job runs (not "
+                "with leadIds)"
+            ),
+        ] = None,
     ) -> Job:
         scope = await info.context.scope(workspace_id)
+        await info.context.services.limits.hit("batchScoring", info.context.client_key())
         if lead_ids is not None and len(lead_ids) > registry.MAX_SCORE_IDS:
             raise BadUserInput(
                 "Invalid input", fields={"leadIds": f"at most {registry.MAX_SCORE_IDS} ids"}
             )
         ids = None if lead_ids is None else [parse_id(i, "leadIds") for i in lead_ids]
         model_id = None if model is None else parse_id(model, "model")
+        lead_filter = None if filter is None else filter.to_model()
         async with info.context.db.transaction() as session:
-            row = await registry.request_scoring(session, scope, ids, model_id)
+            row = await registry.request_scoring(session, scope, ids, model_id, lead_filter)
         info.context.wake_workers()
         await info.context.publish(scope.workspace_id, "job", [row.id])
         return Job.from_row(row)

@@ -21,7 +21,10 @@ from resolvers.context import Context
 from resolvers.errors import rewrite
 from resolvers.jobs import JobMutations, JobQueries
 from resolvers.leads import LeadMutations, LeadQueries
+from resolvers.ml_analytics import MlAnalyticsQueries
+from resolvers.ml_explain import MlExplainQueries
 from resolvers.ml_models import MlMutations, MlQueries
+from resolvers.ml_registry import MlRegistryMutations, MlRegistryQueries
 from resolvers.realtime import RealtimeQueries
 from resolvers.subscriptions import Subscription
 from resolvers.workspaces import WorkspaceMutations, WorkspaceQueries
@@ -49,9 +52,22 @@ class RateLimit(SchemaExtension):
 
 
 Query = merge_types(
-    "Query", (WorkspaceQueries, LeadQueries, MlQueries, JobQueries, RealtimeQueries)
+    "Query",
+    (
+        WorkspaceQueries,
+        LeadQueries,
+        MlQueries,
+        MlRegistryQueries,
+        MlAnalyticsQueries,
+        MlExplainQueries,
+        JobQueries,
+        RealtimeQueries,
+    ),
 )
-Mutation = merge_types("Mutation", (WorkspaceMutations, LeadMutations, MlMutations, JobMutations))
+Mutation = merge_types(
+    "Mutation",
+    (WorkspaceMutations, LeadMutations, MlMutations, MlRegistryMutations, JobMutations),
+)
 
 
 class Schema(strawberry.Schema):

@@ -1,4 +1,4 @@
-"""Subscriptions: live metrics and job progress, served through the live hub."""
+"""Subscriptions: live metrics, ML insights and job progress, served through the live hub."""
 
 from __future__ import annotations
 
@@ -9,14 +9,22 @@ from typing import Any, Self
 import strawberry
 
 from app.pubsub import ChangeEvent
+from ml import insights
 from models import activity, jobs, leads, live
 from models.activity import ActivityType
 from models.db import utcnow
 from models.errors import BadUserInput, Forbidden, NotFound
 from resolvers.context import Info
+from resolvers.enums import Period
 from resolvers.ids import parse_id
 from resolvers.jobs import Job
 from resolvers.leads import Lead
+from resolvers.ml_insights import (
+    InsightCategory,
+    MlInsights,
+    insights_report,
+    report_fingerprint,
+)
 
 
 @strawberry.type(description="Live workspace numbers; a new snapshot whenever one changes")
@@ -158,6 +166,38 @@ class Subscription:
         async for row, _ in hub.subscribe(scope.workspace_id, key, compute, wants, snapshot):
             context.reset_loaders()
             yield Lead.from_row(row, scope)
+
+    @strawberry.subscription(
+        description="`Workspace.mlInsights` now, then again whenever leads, scores or models "
+        "change it (recomputed at most once per tick)"
+    )
+    async def ml_insights_updated(
+        self,
+        info: Info,
+        workspace_id: strawberry.ID | None = None,
+        category: InsightCategory | None = None,
+        limit: int = 20,
+        period: Period = Period.D30,
+    ) -> AsyncGenerator[MlInsights, None]:
+        context = info.context
+        scope = await context.scope(workspace_id)
+        insights.check_limit(limit)
+        insights.check_timeframe(period.value)
+
+        async def compute() -> insights.InsightReport:
+            return await insights_report(context, scope, category, limit, period)
+
+        def wants(event: ChangeEvent) -> bool:
+            return event.kind in ("lead", "lead_score", "ml_model")
+
+        # the scope is part of the key: a USER's insights cover only their own leads
+        hub = context.services.hub
+        key = ("mlInsights", category, limit, period, scope)
+        async for report in hub.subscribe(
+            scope.workspace_id, key, compute, wants, report_fingerprint
+        ):
+            context.reset_loaders()
+            yield MlInsights.from_report(report)
 
     @strawberry.subscription(description="A job's status and progress until it ends")
     async def job_progress(

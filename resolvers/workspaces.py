@@ -10,12 +10,20 @@ import strawberry
 from app import auth
 from models import agents, workspaces
 from models.errors import BadUserInput, Forbidden
+from models.leads import PropertyType
 from models.scope import Scope
 from resolvers import context
 from resolvers.agents import Agent, AgentKind, AgentStatus
 from resolvers.context import Info
-from resolvers.enums import Role
+from resolvers.enums import Period, Role
 from resolvers.leads import LeadConnection, LeadFilter, LeadSort, lead_connection
+from resolvers.ml_insights import (
+    InsightCategory,
+    MarketInsights,
+    MlInsights,
+    market_insights_field,
+    ml_insights_field,
+)
 
 
 @strawberry.type
@@ -69,6 +77,34 @@ class Workspace:
         async with info.context.db.session() as session:
             rows = await agents.list_agents(session, self.scope, kind=kind, status=status)
         return [Agent.from_row(row) for row in rows]
+
+    @strawberry.field(
+        description="Insights over the viewer's leads: high-value clusters, segment and market "
+        "trends, each with impact, confidence, numbers and recommendations; `limit` 1..50; "
+        "`period` (D7, D30, D90, Y1) is the trend window, compared with the one before it"
+    )
+    async def ml_insights(
+        self,
+        info: Info,
+        category: InsightCategory | None = None,
+        limit: int = 20,
+        period: Period = Period.D30,
+    ) -> MlInsights:
+        return await ml_insights_field(info, self.scope, category, limit, period)
+
+    @strawberry.field(
+        description="Budget and price trends, demand, days to close and conversion of the "
+        "viewer's leads over `timeframe` (D7, D30, D90, Y1) against the one before it; "
+        "`location` matches case-insensitively, an unknown one gives zeros"
+    )
+    async def market_insights(
+        self,
+        info: Info,
+        location: str | None = None,
+        property_type: PropertyType | None = None,
+        timeframe: Period = Period.D30,
+    ) -> MarketInsights:
+        return await market_insights_field(info, self.scope, location, property_type, timeframe)
 
     @strawberry.field(description="Members of the workspace (ADMIN only)")
     async def users(self, info: Info, first: int = 50, offset: int = 0) -> list[Member]:

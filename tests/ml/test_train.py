@@ -5,12 +5,24 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime
+from itertools import accumulate
 
+import numpy as np
 import polars as pl
 import pytest
 
 from ml.features import CATEGORICAL, FEATURES, feature_frame
-from ml.train import TrainParams, TrainResult, load_model, model_input, split_by_time, train
+from ml.metrics import auc, best_f1_threshold
+from ml.train import (
+    TrainingProgress,
+    TrainParams,
+    TrainResult,
+    load_model,
+    model_input,
+    split_by_time,
+    train,
+    tuning_grid,
+)
 from models.db import Database
 from models.errors import BadUserInput, ModelTrainingFailed
 from models.migrate import upgrade
@@ -74,7 +86,15 @@ def test_auc_on_the_test_split_shows_signal_without_leakage(trained):
     test_auc = trained.metrics["test"]["auc"]
     assert 0.65 <= test_auc <= 0.95, trained.metrics
     for split in ("train", "validation", "test"):
-        assert set(trained.metrics[split]) == {"accuracy", "precision", "recall", "f1_score", "auc"}
+        assert set(trained.metrics[split]) == {
+            "accuracy",
+            "precision",
+            "recall",
+            "f1_score",
+            "auc",
+            "threshold",
+            "lift_top_decile",
+        }
     assert set(trained.feature_importance) == set(FEATURES)
     assert sum(trained.feature_importance.values()) == pytest.approx(100, abs=0.1)
     assert not trained.cancelled
@@ -120,17 +140,21 @@ def test_refuses_below_120_conversions(frames):
 
 
 def test_progress_returning_false_cancels_training(frames):
-    seen: list[tuple[int, int, float | None]] = []
+    seen: list[TrainingProgress] = []
 
-    def progress(iteration: int, total: int, best: float | None) -> bool:
-        seen.append((iteration, total, best))
-        return iteration < 5
+    def progress(report: TrainingProgress) -> bool:
+        seen.append(report)
+        return report.done < 5
 
     result = train(frames["labelled"], PARAMS, progress=progress)
     assert result.cancelled
     assert result.iterations_run == 5 < PARAMS.iterations
-    assert [s[0] for s in seen] == [1, 2, 3, 4, 5]
-    assert all(total == PARAMS.iterations and best is not None for _, total, best in seen)
+    assert [s.done for s in seen] == [1, 2, 3, 4, 5]
+    assert all(s.total == PARAMS.iterations and s.stage == "training" for s in seen)
+    # current and best validation AUC, the best being the running maximum; an ETA
+    assert all(s.metric is not None and 0.5 < s.metric < 1 for s in seen)
+    assert [s.best for s in seen] == list(accumulate((s.metric for s in seen), max))
+    assert all(s.eta_seconds is not None and s.eta_seconds >= 0 for s in seen)
 
 
 @pytest.mark.parametrize(
@@ -144,6 +168,7 @@ def test_progress_returning_false_cancels_training(frames):
         ({"learning_rate": 1.5}, "learningRate"),
         ({"validation_split": 0.01}, "validationSplit"),
         ({"validation_split": 0.5}, "validationSplit"),
+        ({"l2_leaf_reg": -1.0}, "l2LeafReg"),
     ],
 )
 def test_bad_params_name_the_field(change, field):
@@ -151,3 +176,107 @@ def test_bad_params_name_the_field(change, field):
     with pytest.raises(BadUserInput) as raised:
         train(empty, replace(PARAMS, **change))
     assert list(raised.value.details["fields"]) == [field]
+
+
+def f1_at(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> float:
+    predicted = probabilities >= threshold
+    tp = int((predicted & (labels == 1)).sum())
+    return 2 * tp / (int(predicted.sum()) + int(labels.sum()))
+
+
+def test_threshold_is_the_best_f1_cut_off_on_validation(trained, frames):
+    """Recomputed by brute force over every candidate cut-off, then the test split's
+    precision, recall and lift at it, from the stored model's own predictions."""
+    model = load_model(trained.model_bytes)
+    splits = split_by_time(frames["labelled"], PARAMS.validation_split)
+    validation = splits["validation"]
+    p_val = model.predict_proba(model_input(validation))[:, 1]
+    y_val = validation["label"].to_numpy()
+    best = max(f1_at(y_val, p_val, t) for t in np.unique(p_val))
+    threshold = trained.metrics["validation"]["threshold"]
+    assert f1_at(y_val, p_val, threshold) == pytest.approx(best)
+    assert trained.metrics["validation"]["f1_score"] == pytest.approx(best)
+    assert threshold < 0.5  # ~8% convert: the best cut-off is well below a coin flip
+    assert {m["threshold"] for m in trained.metrics.values()} == {threshold}
+
+    test = splits["test"].with_columns(p=model.predict_proba(model_input(splits["test"]))[:, 1])
+    called = test.filter(pl.col("p") >= threshold)
+    expected_precision = called["label"].mean()
+    expected_recall = called["label"].sum() / test["label"].sum()
+    assert trained.metrics["test"]["precision"] == pytest.approx(expected_precision)
+    assert trained.metrics["test"]["recall"] == pytest.approx(expected_recall)
+    assert trained.metrics["test"]["recall"] > 0.2  # not the ~0 of a 0.5 cut-off
+    top = test.sort("p", descending=True).head(-(-test.height // 10))
+    lift = top["label"].mean() / test["label"].mean()
+    assert trained.metrics["test"]["lift_top_decile"] == pytest.approx(lift)
+    assert lift > 1.5
+
+
+def test_tuning_keeps_the_best_validation_candidate_and_records_it(frames):
+    params = TrainParams(iterations=20, depth=4, learning_rate=0.1, tuning=True)
+    reports: list[TrainingProgress] = []
+
+    def progress(report: TrainingProgress) -> bool:
+        reports.append(report)
+        return True
+
+    result = train(frames["labelled"], params, progress=progress)
+    grid = tuning_grid(params)
+    assert [(g.depth, g.learning_rate) for g in grid] == [
+        (d, r) for d in (2, 4, 6) for r in (0.05, 0.1, 0.2)
+    ]
+    tuning = result.params["tuning"]
+    trials = tuning["trials"]
+    assert [(t["depth"], t["learningRate"]) for t in trials] == [
+        (g.depth, g.learning_rate) for g in grid
+    ]
+    best = max(trials, key=lambda t: t["validationAuc"])
+    assert tuning["chosen"] == {"depth": best["depth"], "learningRate": best["learningRate"]}
+    assert (result.params["depth"], result.params["learningRate"]) == (
+        best["depth"],
+        best["learningRate"],
+    )
+    assert result.params["hyperparameterTuning"] is True
+    # the kept model is that candidate: its validation AUC is the recorded one
+    model = load_model(result.model_bytes)
+    validation = split_by_time(frames["labelled"], params.validation_split)["validation"]
+    p = model.predict_proba(model_input(validation))[:, 1]
+    assert result.metrics["validation"]["auc"] == pytest.approx(best["validationAuc"])
+    assert result.metrics["validation"]["auc"] == pytest.approx(
+        auc(validation["label"].to_numpy().astype(bool), p)
+    )
+    # progress covers every candidate's iterations, in order, stage "tuning"
+    assert {r.stage for r in reports} == {"tuning"}
+    assert {r.candidate for r in reports} == set(range(1, 10))
+    assert reports[-1].done == reports[-1].total == 9 * 20
+    assert reports[-1].best == pytest.approx(max(r.metric for r in reports if r.metric))
+
+
+def test_cancel_during_tuning_starts_no_further_candidate(frames):
+    params = TrainParams(iterations=20, depth=4, learning_rate=0.1, tuning=True)
+    candidates: list[int | None] = []
+
+    def progress(report: TrainingProgress) -> bool:
+        candidates.append(report.candidate)
+        return report.candidate == 1
+
+    result = train(frames["labelled"], params, progress=progress)
+    assert result.cancelled and result.model_bytes == b""
+    assert set(candidates) == {1, 2} and candidates.count(2) == 1
+
+
+def test_a_training_over_its_time_limit_fails(frames):
+    params = TrainParams(iterations=5000, depth=6, max_seconds=0.2)
+    with pytest.raises(ModelTrainingFailed) as raised:
+        train(frames["labelled"], params)
+    details = raised.value.details
+    assert details["maxTrainingTimeMs"] == 200
+    assert 200 <= details["elapsedMs"] < 10_000
+
+
+def test_best_f1_threshold_on_a_hand_made_example():
+    labels = np.array([1, 0, 1, 0, 0, 0])
+    scores = np.array([0.9, 0.8, 0.7, 0.3, 0.3, 0.1])
+    # cut-offs: 0.9 -> F1 2/3, 0.8 -> 1/2, 0.7 -> 4/5 (best), 0.3 -> 4/7, 0.1 -> 1/2
+    assert best_f1_threshold(labels, scores) == 0.7
+    assert best_f1_threshold(np.zeros(4), scores[:4]) == 0.5  # nothing to find

@@ -1,0 +1,177 @@
+"""Model comparison report (seed 003 "Model Comparison"): test-split metrics side by side,
+the winner per metric and overall, and a recommendation built from those numbers."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from ml.registry import _WITHOUT_ARTIFACT
+from models.errors import ModelNotFound, Validator
+from models.ml_models import CHALLENGER, CHAMPION, MlModel
+from models.scope import Scope
+
+MIN_MODELS, MAX_MODELS = 2, 10
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    slug: str  # the name clients use
+    key: str  # its key in a split of `ml_model.metrics`
+    label: str
+    higher_is_better: bool = True
+
+
+METRICS: dict[str, Metric] = {
+    m.slug: m
+    for m in (
+        Metric("auc", "auc", "AUC"),
+        Metric("accuracy", "accuracy", "accuracy"),
+        Metric("precision", "precision", "precision"),
+        Metric("recall", "recall", "recall"),
+        Metric("f1Score", "f1_score", "F1"),
+        Metric("liftTopDecile", "lift_top_decile", "top-decile lift"),
+    )
+}
+
+
+@dataclass(slots=True)
+class MetricComparison:
+    metric: Metric
+    # per model, in the order asked: its test-split value (None: not measured)
+    values: list[tuple[MlModel, float | None]]
+    best: float | None
+    winner: MlModel | None  # None when nobody has a value or the best value is shared
+    margin: float | None  # best minus the runner-up (how much the winner wins by)
+
+
+@dataclass(slots=True)
+class Comparison:
+    models: list[MlModel]
+    metrics: list[MetricComparison]
+    wins: dict[int, int]  # model id -> metrics won
+    winner: MlModel | None
+    recommendation: str
+
+
+def value_on_test(model: MlModel, metric: Metric) -> float | None:
+    value = model.metrics.get("test", {}).get(metric.key)
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _compare_metric(models: Sequence[MlModel], metric: Metric) -> MetricComparison:
+    values = [(m, value_on_test(m, metric)) for m in models]
+    sign = 1 if metric.higher_is_better else -1
+    ranked = sorted((sign * v, i) for i, (_, v) in enumerate(values) if v is not None)
+    if not ranked:
+        return MetricComparison(metric, values, None, None, None)
+    top, top_index = ranked[-1]
+    runner_up = ranked[-2][0] if len(ranked) > 1 else None
+    shared = runner_up is not None and runner_up == top
+    return MetricComparison(
+        metric=metric,
+        values=values,
+        best=sign * top,
+        winner=None if shared else values[top_index][0],
+        margin=None if runner_up is None else top - runner_up,
+    )
+
+
+def _label(model: MlModel) -> str:
+    return f"{model.name} v{model.version}"
+
+
+def compare(models: Sequence[MlModel], metric_slugs: Sequence[str]) -> Comparison:
+    """The report over already loaded versions (pure). The overall winner wins most metrics;
+    ties go to the higher first metric, then to the champion, then to the older version."""
+    metrics = [_compare_metric(models, METRICS[slug]) for slug in metric_slugs]
+    wins = {m.id: 0 for m in models if m.id is not None}
+    for row in metrics:
+        if row.winner is not None and row.winner.id is not None:
+            wins[row.winner.id] += 1
+    first = metrics[0]
+
+    def rank(model: MlModel) -> tuple[int, float, bool, int]:
+        value = value_on_test(model, first.metric)
+        signed = (
+            -math.inf if value is None else value * (1 if first.metric.higher_is_better else -1)
+        )
+        return (wins.get(model.id or 0, 0), signed, model.alias == CHAMPION, -(model.id or 0))
+
+    measured = [m for m in models if value_on_test(m, first.metric) is not None]
+    winner = max(measured, key=rank) if measured else None
+    return Comparison(
+        models=list(models),
+        metrics=metrics,
+        wins=wins,
+        winner=winner,
+        recommendation=_recommendation(models, metrics, wins, winner),
+    )
+
+
+def _recommendation(
+    models: Sequence[MlModel],
+    metrics: list[MetricComparison],
+    wins: dict[int, int],
+    winner: MlModel | None,
+) -> str:
+    if winner is None or winner.id is None:
+        return "No compared model has test metrics yet: train or wait for the running training."
+    first = metrics[0]
+    value = value_on_test(winner, first.metric)
+    others = [(m, value_on_test(m, first.metric)) for m in models if m.id != winner.id]
+    measured = [(m, v) for m, v in others if v is not None]
+    sign = 1 if first.metric.higher_is_better else -1
+    versus = ""
+    if measured and value is not None:
+        runner, runner_value = max(measured, key=lambda item: sign * item[1])
+        versus = (
+            f" ({first.metric.label} {value:.3f} vs {runner_value:.3f} for {_label(runner)}, "
+            f"{value - runner_value:+.3f})"
+        )
+    won = f"wins {wins[winner.id]} of {len(metrics)} metrics{versus}"
+    if winner.alias == CHAMPION:
+        return f"Keep {_label(winner)} as champion: it {won}."
+    champion = next((m for m in models if m.alias == CHAMPION), None)
+    if winner.alias == CHALLENGER:
+        return f"Promote the challenger {_label(winner)} (deployModel without abTest): it {won}."
+    if champion is not None:
+        return (
+            f"Deploy {_label(winner)} over the champion {_label(champion)}, A/B testing it "
+            f"first on a share of leads: it {won}."
+        )
+    return f"Deploy {_label(winner)}: it {won}."
+
+
+async def compare_models(
+    session: AsyncSession, scope: Scope, ids: Sequence[int], metric_slugs: Sequence[str] | None
+) -> Comparison:
+    """Validate, load the workspace's versions `ids` (MODEL_NOT_FOUND names the missing)."""
+    slugs = list(metric_slugs) if metric_slugs is not None else list(METRICS)
+    unknown = [s for s in slugs if s not in METRICS]
+    v = Validator()
+    v.check(MIN_MODELS <= len(ids) <= MAX_MODELS, "ids", f"{MIN_MODELS} to {MAX_MODELS} ids")
+    v.check(len(set(ids)) == len(ids), "ids", "listed twice")
+    v.check(bool(slugs), "metrics", "at least one")
+    v.check(not unknown, "metrics", f"unknown {unknown}; known: {', '.join(METRICS)}")
+    v.check(len(set(slugs)) == len(slugs), "metrics", "listed twice")
+    v.raise_if_any("Invalid comparison")
+    rows = (
+        await session.execute(
+            select(MlModel)
+            .where(scope.where(MlModel), col(MlModel.id).in_(list(ids)))
+            .options(_WITHOUT_ARTIFACT)
+        )
+    ).scalars()
+    by_id = {m.id: m for m in rows}
+    missing = [str(i) for i in ids if i not in by_id]
+    if missing:
+        raise ModelNotFound("Models not found", modelIds=missing)
+    return compare([by_id[i] for i in ids], slugs)

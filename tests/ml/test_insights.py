@@ -1,0 +1,393 @@
+"""ML and market insights on the seeded `tiny` data at a fixed NOW, each number recomputed here
+with polars over raw rows this test reads itself."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import polars as pl
+import pytest
+
+from ml import insights, market
+from ml.insights import Impact, InsightCategory
+from models.db import Database
+from models.errors import BadUserInput
+from models.leads import store_scores
+from models.scope import Scope
+from models.workspaces import Role
+from tests.conftest import fetch, seeded_database
+
+NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
+ACME = 1
+
+
+@pytest.fixture(scope="module")
+def url(admin_database_url: str) -> str:
+    """`tiny`, with Acme's open leads scored 30 + id % 20, except two segments this test makes:
+    15 open leads moved to (Testville, CONDO, IMMEDIATE) score 80, 12 to (Testville, LAND,
+    BROWSING) score 55."""
+    url = seeded_database(admin_database_url, "dashgraph_insights_ml", "tiny", now=NOW)
+    rows = fetch(
+        url,
+        "SELECT id FROM lead WHERE workspace_id = $1 AND stage NOT IN ('WON', 'LOST') ORDER BY id",
+        ACME,
+    )
+    ids = [r["id"] for r in rows]
+    made = {"CONDO": (ids[0:30:2], "IMMEDIATE", 80), "LAND": (ids[1:24:2], "BROWSING", 55)}
+    values = {i: 30 + i % 20 for i in ids}
+    for kind, (members, timeline, score) in made.items():
+        fetch(
+            url,
+            "UPDATE lead SET location = 'Testville', property_type = $2, timeline = $3 "
+            "WHERE workspace_id = $1 AND id = ANY($4::bigint[])",
+            ACME,
+            kind,
+            timeline,
+            members,
+        )
+        values.update(dict.fromkeys(members, score))
+    scores = [values[i] for i in ids]
+
+    async def write() -> None:
+        db = Database(url, pool_size=1)
+        try:
+            async with db.transaction() as session:
+                await store_scores(
+                    session,
+                    ACME,
+                    None,
+                    "test",
+                    ids,
+                    scores,
+                    [v / 100 for v in scores],
+                    [abs(v / 100 - 0.5) * 2 for v in scores],
+                    scored_at=NOW,
+                )
+        finally:
+            await db.dispose()
+
+    asyncio.run(write())
+    return url
+
+
+@pytest.fixture(scope="module")
+def admin(url: str) -> Scope:
+    row = fetch(
+        url,
+        "SELECT m.user_id FROM membership m JOIN app_user u ON u.id = m.user_id "
+        "WHERE u.email = 'admin@acme.example'",
+    )[0]
+    return Scope(ACME, row["user_id"], Role.ADMIN)
+
+
+def run(url: str, call: Any) -> Any:
+    async def go() -> Any:
+        db = Database(url, pool_size=1)
+        try:
+            async with db.session() as session:
+                return await call(session)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(go())
+
+
+def leads_frame(url: str, workspace_id: int = ACME) -> pl.DataFrame:
+    rows = fetch(
+        url,
+        "SELECT id, created_at, budget, value, stage, converted_at, source, location, "
+        "property_type, timeline, score FROM lead WHERE workspace_id = $1",
+        workspace_id,
+    )
+    return pl.DataFrame([dict(r) for r in rows], infer_schema_length=None)
+
+
+def lost_at(url: str, start: datetime, end: datetime, workspace_id: int = ACME) -> pl.DataFrame:
+    rows = fetch(
+        url,
+        "SELECT lead_id AS id, max(occurred_at) AS lost_at FROM lead_event WHERE workspace_id = $1"
+        " AND to_stage = 'LOST' AND occurred_at >= $2 AND occurred_at < $3 GROUP BY lead_id",
+        workspace_id,
+        start,
+        end,
+    )
+    schema = {"id": pl.Int64, "lost_at": pl.Datetime("us", "UTC")}
+    return pl.DataFrame([dict(r) for r in rows], schema=schema)
+
+
+def closes(url: str, start: datetime, end: datetime, workspace_id: int = ACME) -> pl.DataFrame:
+    """Leads closed in [start, end): WON at converted_at, LOST at the newest LOST event."""
+    leads = leads_frame(url, workspace_id)
+    won = leads.filter(
+        pl.col("stage") == "WON", pl.col("converted_at") >= start, pl.col("converted_at") < end
+    ).with_columns(closed_at=pl.col("converted_at"))
+    lost = (
+        leads.filter(pl.col("stage") == "LOST")
+        .join(lost_at(url, start, end, workspace_id), on="id")
+        .with_columns(closed_at=pl.col("lost_at"))
+        .drop("lost_at")
+    )
+    return pl.concat([won, lost]).with_columns(won=pl.col("stage") == "WON")
+
+
+# ---- clusters ----------------------------------------------------------------------------------
+
+
+def expected_clusters(url: str, workspace_id: int = ACME) -> dict[str, dict[str, Any]]:
+    leads = leads_frame(url, workspace_id)
+    open_scored = leads.filter(
+        ~pl.col("stage").is_in(["WON", "LOST"]), pl.col("score").is_not_null()
+    )
+    baseline = open_scored["score"].mean()
+    segment = ["location", "property_type", "timeline"]
+    outcomes = leads.group_by(segment).agg(
+        won=(pl.col("stage") == "WON").sum(), lost=(pl.col("stage") == "LOST").sum()
+    )
+    groups = (
+        open_scored.drop_nulls(segment)
+        .group_by(segment)
+        .agg(n=pl.len(), avg=pl.col("score").mean(), budget=pl.col("budget").mean())
+        .with_columns(lift=pl.col("avg") / baseline)
+        .filter(pl.col("n") >= 10, pl.col("lift") >= 1.2)
+        .join(outcomes, on=segment, how="left")
+    )
+    out = {}
+    for g in groups.iter_rows(named=True):
+        closed = g["won"] + g["lost"]
+        out[f"cluster:{g['location']}|{g['property_type']}|{g['timeline']}"] = {
+            "n": g["n"],
+            "avg": g["avg"],
+            "lift": g["lift"],
+            "budget": g["budget"],
+            "rate": g["won"] / closed if closed else None,
+            "closed": closed,
+            "baseline": baseline,
+            "impact": "HIGH" if g["lift"] >= 1.6 else "MEDIUM" if g["lift"] >= 1.35 else "LOW",
+        }
+    return out
+
+
+def test_high_value_clusters_match_a_recomputation(url: str, admin: Scope) -> None:
+    report = run(
+        url,
+        lambda s: insights.ml_insights(
+            s, admin, category=InsightCategory.HIGH_VALUE_CLUSTERS, limit=50, now=NOW
+        ),
+    )
+    expected = expected_clusters(url)
+    assert {"cluster:Testville|CONDO|IMMEDIATE", "cluster:Testville|LAND|BROWSING"} <= set(expected)
+    assert {i.id for i in report.insights} == set(expected)
+    assert expected  # the seed grows: there are trends to find
+    assert report.total == len(expected)
+    for found in report.insights:
+        want = expected[found.id]
+        n = found.numbers
+        assert n.lead_count == want["n"]
+        assert n.average_score == pytest.approx(want["avg"])
+        assert n.lift == pytest.approx(want["lift"])
+        assert n.baseline == pytest.approx(want["baseline"])
+        assert n.average_budget == pytest.approx(want["budget"])
+        assert n.closed_count == want["closed"]
+        assert n.conversion_rate == pytest.approx(want["rate"])
+        assert found.impact.value == want["impact"]
+        assert found.confidence == pytest.approx(1 - 1 / math.sqrt(want["n"]))
+        assert found.recommendations and str(want["n"]) in found.recommendations[0].action
+    # most important first
+    ranks = [("HIGH", "MEDIUM", "LOW").index(i.impact.value) for i in report.insights]
+    assert ranks == sorted(ranks)
+    assert report.insights[0].impact is Impact.HIGH
+
+
+def test_limit_cuts_the_list_not_the_summary(url: str, admin: Scope) -> None:
+    report = run(url, lambda s: insights.ml_insights(s, admin, limit=1, timeframe="Y1", now=NOW))
+    assert len(report.insights) == 1
+    assert report.total == sum(report.by_impact.values()) == sum(report.by_category.values())
+    assert report.total >= 2
+    assert report.leads_analysed == leads_frame(url).height
+
+
+@pytest.mark.parametrize("limit", [0, 51, -3])
+def test_limit_outside_1_to_50_is_refused(url: str, admin: Scope, limit: int) -> None:
+    with pytest.raises(BadUserInput) as refused:
+        run(url, lambda s: insights.ml_insights(s, admin, limit=limit, now=NOW))
+    assert "limit" in refused.value.details["fields"]
+
+
+def test_no_scores_means_no_clusters(url: str) -> None:
+    globex = Scope(2, 0, Role.ADMIN)  # no scores were written there
+    report = run(
+        url,
+        lambda s: insights.ml_insights(
+            s, globex, category=InsightCategory.HIGH_VALUE_CLUSTERS, now=NOW
+        ),
+    )
+    assert report.insights == [] and report.total == 0
+    assert report.leads_analysed > 0
+
+
+# ---- segment trends ---------------------------------------------------------------------------
+
+
+def test_segment_trends_match_a_recomputation(url: str, admin: Scope) -> None:
+    year = timedelta(days=365)
+    start, middle = NOW - 2 * year, NOW - year
+    closed = closes(url, start, NOW).with_columns(now=pl.col("closed_at") >= middle)
+    created = (
+        leads_frame(url)
+        .filter(pl.col("created_at") >= start, pl.col("created_at") < NOW)
+        .with_columns(now=pl.col("created_at") >= middle)
+    )
+    expected: dict[str, tuple[float, str]] = {}
+    for dim in ("source", "property_type", "location"):
+        for row in (
+            closed.drop_nulls(dim)
+            .group_by(dim)
+            .agg(
+                a=pl.col("now").sum(),
+                b=(~pl.col("now")).sum(),
+                wa=(pl.col("now") & pl.col("won")).sum(),
+                wb=(~pl.col("now") & pl.col("won")).sum(),
+            )
+            .iter_rows(named=True)
+        ):
+            if row["a"] >= 20 and row["b"] >= 20:
+                delta = row["wa"] / row["a"] - row["wb"] / row["b"]
+                if abs(delta) >= 0.05:
+                    kind = "OPPORTUNITY" if delta > 0 else "RISK"
+                    expected[f"trend:{dim}:{row[dim]}:winRate"] = (delta, kind)
+        for row in (
+            created.drop_nulls(dim)
+            .group_by(dim)
+            .agg(a=pl.col("now").sum(), b=(~pl.col("now")).sum())
+            .iter_rows(named=True)
+        ):
+            if row["b"] >= 20:
+                relative = (row["a"] - row["b"]) / row["b"]
+                if abs(relative) >= 0.25:
+                    kind = "TREND" if relative > 0 else "RISK"
+                    expected[f"trend:{dim}:{row[dim]}:newLeads"] = (relative, kind)
+
+    report = run(
+        url,
+        lambda s: insights.ml_insights(
+            s, admin, category=InsightCategory.SEGMENT_TRENDS, limit=50, timeframe="Y1", now=NOW
+        ),
+    )
+    assert expected  # the seed grows: there are trends to find
+    assert report.total == len(expected)
+    assert {i.id: i.type.value for i in report.all_insights} == {
+        k: kind for k, (_, kind) in expected.items()
+    }
+    for found in report.all_insights:
+        assert found.numbers.change == pytest.approx(expected[found.id][0])
+
+
+# ---- market --------------------------------------------------------------------------------------
+
+
+def expected_market(
+    url: str,
+    days: int,
+    location: str | None = None,
+    kind: str | None = None,
+    *,
+    end: datetime = NOW,
+    workspace_id: int = ACME,
+) -> dict[str, Any]:
+    """The market numbers of the `days` before `end` and the `days` before those."""
+    length = timedelta(days=days)
+    start, middle = end - 2 * length, end - length
+    leads = leads_frame(url, workspace_id)
+    closed = closes(url, start, end, workspace_id)
+    if location is not None:
+        leads = leads.filter(pl.col("location").str.to_lowercase() == location.lower())
+        closed = closed.filter(pl.col("location").str.to_lowercase() == location.lower())
+    if kind is not None:
+        leads = leads.filter(pl.col("property_type") == kind)
+        closed = closed.filter(pl.col("property_type") == kind)
+    now_new = leads.filter(pl.col("created_at") >= middle, pl.col("created_at") < end)
+    old_new = leads.filter(pl.col("created_at") >= start, pl.col("created_at") < middle)
+    now_closed = closed.filter(pl.col("closed_at") >= middle)
+    old_closed = closed.filter(pl.col("closed_at") < middle)
+    now_won = now_closed.filter(pl.col("won"))
+    days_now = (now_won["closed_at"] - now_won["created_at"]).dt.total_seconds() / 86_400
+    return {
+        "budget_now": now_new["budget"].median(),
+        "budget_before": old_new["budget"].median(),
+        "budget_mean": now_new["budget"].mean(),
+        "price_now": now_won["value"].median(),
+        "price_before": old_closed.filter(pl.col("won"))["value"].median(),
+        "new_now": now_new.height,
+        "new_before": old_new.height,
+        "days_now": days_now.median() if days_now.len() else None,
+        "rate_now": now_won.height / now_closed.height if now_closed.height else None,
+        "closed_now": now_closed.height,
+        "types": dict(
+            now_new.select(pl.col("property_type").fill_null("UNSPECIFIED"))
+            .group_by("property_type")
+            .len()
+            .rows()
+        ),
+    }
+
+
+def test_market_numbers_match_a_recomputation(url: str, admin: Scope) -> None:
+    m = run(url, lambda s: market.market_insights(s, admin, timeframe="D90", now=NOW))
+    want = expected_market(url, 90)
+    assert want["new_now"] > 0 and want["closed_now"] > 0  # the check means something
+    assert m.budget.median.current == pytest.approx(want["budget_now"])
+    assert m.budget.median.previous == pytest.approx(want["budget_before"])
+    assert m.budget.average.current == pytest.approx(want["budget_mean"])
+    assert m.budget.median.change == pytest.approx(
+        (want["budget_now"] - want["budget_before"]) / want["budget_before"]
+    )
+    assert m.price.median.current == pytest.approx(want["price_now"])
+    assert m.price.median.previous == pytest.approx(want["price_before"])
+    assert m.demand.new_leads.current == want["new_now"]
+    assert m.demand.new_leads.previous == want["new_before"]
+    assert sum(p.count for p in m.demand.points) == want["new_now"]
+    assert {s.key: s.count for s in m.demand.by_property_type} == want["types"]
+    assert sum(s.share for s in m.demand.by_location) == pytest.approx(1.0)
+    assert m.days_to_close.current == pytest.approx(want["days_now"])
+    assert m.conversion_rate.current == pytest.approx(want["rate_now"])
+    assert m.conversion_rate.current_count == want["closed_now"]
+    assert m.bucket == "1w"
+
+
+def test_market_filters_narrow_the_numbers(url: str, admin: Scope) -> None:
+    top = leads_frame(url).drop_nulls("location").group_by("location").len().sort("len").row(-1)[0]
+    m = run(
+        url,
+        lambda s: market.market_insights(
+            s, admin, location=top.upper(), property_type="SINGLE_FAMILY", timeframe="Y1", now=NOW
+        ),
+    )
+    want = expected_market(url, 365, top, "SINGLE_FAMILY")
+    assert 0 < m.demand.new_leads.current_count == want["new_now"]
+    assert m.budget.median.current == pytest.approx(want["budget_now"])
+    assert m.price.median.current == pytest.approx(want["price_now"])
+    assert [s.key for s in m.demand.by_location] == [top]
+    assert m.bucket == "1mo"
+
+
+def test_unknown_location_gives_zeros_not_errors(url: str, admin: Scope) -> None:
+    m = run(
+        url,
+        lambda s: market.market_insights(s, admin, location="Atlantis", timeframe="D30", now=NOW),
+    )
+    assert m.demand.new_leads.current == 0 and m.demand.new_leads.change is None
+    assert m.demand.points == [] and m.demand.by_location == [] and m.demand.level is None
+    assert m.budget.points == [] and m.budget.median.current is None
+    assert m.price.median.current is None and m.days_to_close.current is None
+    assert m.conversion_rate.current is None and m.conversion_rate.confidence == 0.0
+    assert m.recommendations == []
+
+
+@pytest.mark.parametrize("timeframe", ["H1", "H24", "D365", ""])
+def test_bad_timeframe_is_refused(url: str, admin: Scope, timeframe: str) -> None:
+    with pytest.raises(BadUserInput) as refused:
+        run(url, lambda s: market.market_insights(s, admin, timeframe=timeframe, now=NOW))
+    assert "timeframe" in refused.value.details["fields"]
