@@ -10,6 +10,7 @@ from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any
 
+import polars as pl
 from sqlmodel import col, select
 
 from app.jobs import JobCancelled, JobRun
@@ -28,7 +29,9 @@ Stage = Callable[[float, str], Awaitable[None]]
 
 TRAINING_SHARE = (0.1, 0.85)  # the part of the progress bar the boosting iterations fill
 REPORT_EVERY = 0.25  # seconds between progress reports from the training thread
-SCORE_BATCH = 5_000  # leads per feature query, predict and COPY
+SCORE_BATCH = 50_000  # leads per predict and write (the features are read in one go)
+WRITERS = 2  # chunks written concurrently by a scoring job
+FEATURES_SHARE = 0.3  # the part of a scoring job's progress bar the feature read fills
 MAX_EVENT_IDS = 500  # more scored leads than this: one "lead_score" event with ids [] ("many")
 
 
@@ -243,9 +246,12 @@ async def _artifact(db: Database, workspace_id: int, model_id: int) -> bytes:
     return bytes(blob)
 
 
-async def _lead_ids(db: Database, workspace_id: int, payload: dict[str, Any]) -> list[int]:
+async def _lead_ids(db: Database, workspace_id: int, payload: dict[str, Any]) -> list[int] | None:
+    """The leads a job scores; None for all of the workspace's."""
     if payload.get("leadIds") is not None:
         return [int(i) for i in payload["leadIds"]]
+    if payload.get("ownerId") is None and payload.get("filter") is None:
+        return None
     query = select(col(leads.Lead.id)).where(col(leads.Lead.workspace_id) == workspace_id)
     if payload.get("ownerId") is not None:
         query = query.where(col(leads.Lead.owner_id) == int(payload["ownerId"]))
@@ -258,64 +264,108 @@ async def _lead_ids(db: Database, workspace_id: int, payload: dict[str, Any]) ->
 
 
 async def score(run: JobRun) -> dict[str, Any]:
-    """`ml.score` job: payload from `registry.request_scoring` (or a promotion). Scores in
-    batches: features (Postgres), predict (a thread), COPY + current score (one transaction)."""
+    """`ml.score` job: payload from `registry.request_scoring` (or a promotion)."""
     job = run.job
     db = run.worker.db
     workspace_id = job.workspace_id
     raw_model = job.payload.get("modelId")
     model = await _scoring_model(db, workspace_id, None if raw_model is None else int(raw_model))
+    ids = await _lead_ids(db, workspace_id, job.payload)
+    pubsub = run.worker.pubsub
+
+    async def scored(lead_ids: list[int]) -> None:
+        if pubsub is not None:
+            event_ids = [str(i) for i in lead_ids] if len(lead_ids) <= MAX_EVENT_IDS else []
+            # more than MAX_EVENT_IDS: ids [] ("many"), subscribers recompute
+            await pubsub.publish(ChangeEvent(workspace_id, "lead_score", event_ids))
+
+    summary = await score_leads(db, model, ids, progress=run.progress, scored=scored)
+    await monitoring.monitor_for(db).flush(db)  # a `dashgraph worker` process has no flusher
+    return summary
+
+
+async def score_leads(
+    db: Database,
+    model: MlModel,
+    lead_ids: list[int] | None,
+    *,
+    progress: Stage,
+    scored: Callable[[list[int]], Awaitable[None]],
+) -> dict[str, Any]:
+    """Score the workspace's leads (`lead_ids`, or all) with `model`: one bulk feature read
+    (COPY), then chunks of SCORE_BATCH predicted in a thread while the previous chunk is
+    written (COPY into lead_score + the current score on lead, a transaction per chunk).
+    `scored(ids)` follows each written chunk. Returns the job's result summary."""
     assert model.id is not None
-    model_id = model.id
+    workspace_id, model_id = model.workspace_id, model.id
     key = (db.url, model_id, model.version)
     classifier = scoring.cached_model(key)
     if classifier is None:
         blob = await _artifact(db, workspace_id, model_id)
         classifier = await asyncio.to_thread(scoring.load_cached, key, blob)
-    ids = await _lead_ids(db, workspace_id, job.payload)
     monitor = monitoring.monitor_for(db)
-    total, successful, value_sum, confidence_sum = len(ids), 0, 0.0, 0.0
-    await run.progress(0.0, "scoring")
-    for start in range(0, total, SCORE_BATCH):
-        batch = ids[start : start + SCORE_BATCH]
-        # dated when the inputs were read: a lead changed while the batch runs must not look
-        # older than its score (Lead.score trusts a stored score newer than the last change)
-        read_at = utcnow()
-        frame = await feature_frame(db, workspace_id, lead_ids=batch)
+    await progress(0.0, "features")
+    # dated when the inputs were read: a lead changed while the job runs must not look older
+    # than its score (Lead.score trusts a stored score newer than the lead's last change)
+    read_at = utcnow()
+    frame = await feature_frame(db, workspace_id, lead_ids=lead_ids)
+    total = frame.height if lead_ids is None else len(lead_ids)
+    successful, value_sum, confidence_sum = 0, 0.0, 0.0
+    await progress(FEATURES_SHARE, "scoring")
+
+    def predict(chunk: pl.DataFrame) -> tuple[pl.DataFrame, float]:
         started = time.perf_counter()
-        scored = await asyncio.to_thread(scoring.score_frame, classifier, frame)
-        # one monitoring record per batch: its rows, the batch's predict time
-        monitor.record(
-            workspace_id,
-            model_id,
-            rows=frame.height,
-            latency_ms=(time.perf_counter() - started) * 1000,
-        )
-        if scored.height:
-            async with db.transaction() as session:
-                await leads.store_scores(
-                    session,
-                    workspace_id,
-                    model_id,
-                    str(model.version),
-                    scored["lead_id"].to_list(),
-                    scored["value"].to_list(),
-                    scored["probability"].to_list(),
-                    scored["confidence"].to_list(),
-                    scored_at=read_at,
-                )
-            # this process's cached online scores of these leads would hide the new rows
-            score_cache.cache_for(db).forget(workspace_id, scored["lead_id"].to_list())
-            successful += scored.height
-            value_sum += float(scored["value"].sum())
-            confidence_sum += float(scored["confidence"].sum())
-            if run.worker.pubsub is not None:
-                event_ids = [str(i) for i in scored["lead_id"]]
-                if len(event_ids) > MAX_EVENT_IDS:
-                    event_ids = []  # "many": subscribers recompute
-                await run.worker.pubsub.publish(ChangeEvent(workspace_id, "lead_score", event_ids))
-        await run.progress(min(start + SCORE_BATCH, total) / total, "scoring")
-    await monitor.flush(db)  # a `dashgraph worker` process has no server flusher
+        out = scoring.score_frame(classifier, chunk)
+        return out, (time.perf_counter() - started) * 1000
+
+    async def write(chunk: pl.DataFrame) -> None:
+        async with db.transaction() as session:
+            await leads.store_scores(
+                session,
+                workspace_id,
+                model_id,
+                str(model.version),
+                chunk["lead_id"].to_list(),
+                chunk["value"].to_list(),
+                chunk["probability"].to_list(),
+                chunk["confidence"].to_list(),
+                scored_at=read_at,
+            )
+        ids = chunk["lead_id"].to_list()
+        # this process's cached online scores of these leads would hide the new rows
+        score_cache.cache_for(db).forget(workspace_id, ids)
+        await scored(ids)
+
+    chunks = list(frame.iter_slices(SCORE_BATCH))
+    pending: asyncio.Future[tuple[pl.DataFrame, float]] | None = None
+    writing: set[asyncio.Task[None]] = set()
+    if chunks:
+        pending = asyncio.ensure_future(asyncio.to_thread(predict, chunks[0]))
+    try:
+        for index in range(len(chunks)):
+            assert pending is not None
+            result, elapsed_ms = await pending
+            # one monitoring record per chunk: its rows, the chunk's predict time
+            monitor.record(workspace_id, model_id, rows=result.height, latency_ms=elapsed_ms)
+            if index + 1 < len(chunks):
+                pending = asyncio.ensure_future(asyncio.to_thread(predict, chunks[index + 1]))
+            if result.height:
+                # chunks are disjoint: WRITERS of them are written at once (one connection
+                # each), so Postgres works on both cores
+                while len(writing) >= WRITERS:
+                    done, writing = await asyncio.wait(writing, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        task.result()
+                writing.add(asyncio.create_task(write(result)))
+                successful += result.height
+                value_sum += float(result["value"].sum())
+                confidence_sum += float(result["confidence"].sum())
+            done_share = (index + 1) / len(chunks)
+            await progress(FEATURES_SHARE + (1 - FEATURES_SHARE) * done_share, "scoring")
+        await asyncio.gather(*writing)
+    finally:
+        for task in writing:
+            task.cancel()
     return {
         "total": total,
         "successful": successful,

@@ -386,7 +386,7 @@ _SET_CURRENT_SCORE = sa.text(
     """
 UPDATE lead SET score = s.value
 FROM unnest(CAST(:ids AS bigint[]), CAST(:values AS smallint[])) AS s(id, value)
-WHERE lead.workspace_id = :ws AND lead.id = s.id
+WHERE lead.workspace_id = :ws AND lead.id = s.id AND lead.score IS DISTINCT FROM s.value
 """
 )
 _SCORE_COLUMNS = (

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
@@ -80,6 +81,12 @@ class Schema(strawberry.Schema):
 
 
 def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int = 3000) -> Schema:
+    # The limits' validation rules are built once: a rule class made per request would make
+    # every request miss the validation cache (its key holds the rules).
+    limits = [
+        *QueryDepthLimiter(max_depth=max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
+    ]
     return Schema(
         query=Query,
         mutation=Mutation,
@@ -90,8 +97,7 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
             RateLimit,
             lambda: ParserCache(maxsize=512),
             lambda: ValidationCache(maxsize=512),
-            lambda: QueryDepthLimiter(max_depth=max_depth),
-            lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
+            lambda: AddValidationRules(limits),
             lambda: MaxTokensLimiter(max_token_count=max_tokens),
         ],
     )

@@ -1,0 +1,84 @@
+"""Benchmark: batch scoring of every lead of the `large` seed (1M), end to end (issue #4: at
+most 20 s): the bulk feature read, predict, and the writes (COPY into lead_score and the
+current score on lead), through `app.ml_jobs.score_leads`, the `ml.score` job's own code.
+
+    python bench/ml_score.py
+
+Needs the `large` bench database (`bench/seed_large.py`; DASHGRAPH_DATABASE_URL names it,
+default postgresql://postgres@127.0.0.1:5432/dashgraph_bench). A workspace without a champion
+first gets one (a quick 100-tree model, not timed). Prints per-workspace and total times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import time
+
+import sqlalchemy as sa
+
+from app.ml_jobs import score_leads
+from ml import registry
+from ml.features import feature_frame
+from ml.train import TrainParams, train
+from models.db import Database
+
+
+async def champion(db: Database, workspace_id: int) -> registry.MlModel:
+    async with db.session() as session:
+        model = await registry.champion(session, workspace_id)
+    if model is not None:
+        return model
+    frame = await feature_frame(db, workspace_id, labelled_only=True)
+    result = await asyncio.to_thread(train, frame.tail(100_000), TrainParams(iterations=100))
+    async with db.transaction() as session:
+        model, _ = await registry.register(session, workspace_id, result, reason="bench")
+        await registry.promote(session, model, reason="bench")
+    return model
+
+
+async def main(url: str) -> None:
+    db = Database(url, pool_size=4)
+
+    async def progress(fraction: float, stage: str) -> None:
+        return None
+
+    async def scored(ids: list[int]) -> None:
+        return None
+
+    try:
+        async with db.session() as session:
+            workspaces = list(
+                (await session.execute(sa.text("SELECT id FROM workspace ORDER BY id"))).scalars()
+            )
+        total_leads, total_s = 0, 0.0
+        for workspace_id in workspaces:
+            model = await champion(db, workspace_id)
+            started = time.perf_counter()
+            summary = await score_leads(db, model, None, progress=progress, scored=scored)
+            elapsed = time.perf_counter() - started
+            total_leads += summary["successful"]
+            total_s += elapsed
+            print(
+                f"workspace {workspace_id}: {summary['successful']:,} leads scored in "
+                f"{elapsed:.1f} s ({summary['successful'] / elapsed:,.0f}/s), "
+                f"average score {summary['averageScore']:.1f}"
+            )
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(
+            f"total: {total_leads:,} leads in {total_s:.1f} s ({total_leads / total_s:,.0f}/s), "
+            f"{os.cpu_count()} CPUs, peak RSS {peak_mb:.0f} MB"
+        )
+    finally:
+        await db.dispose()
+
+
+if __name__ == "__main__":
+    asyncio.run(
+        main(
+            os.environ.get(
+                "DASHGRAPH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/dashgraph_bench"
+            )
+        )
+    )
