@@ -2,7 +2,8 @@
 most 20 s): the bulk feature read, predict, and the writes (COPY into lead_score and the
 current score on lead), through `app.ml_jobs.score_leads`, the `ml.score` job's own code.
 
-    python bench/ml_score.py
+    python bench/ml_score.py                  # rescoring by the current champions
+    python bench/ml_score.py --new-champion   # first scoring by a new champion
 
 Needs the `large` bench database (`bench/seed_large.py`; DASHGRAPH_DATABASE_URL names it,
 default postgresql://postgres@127.0.0.1:5432/dashgraph_bench). A workspace without a champion
@@ -11,6 +12,7 @@ first gets one (a quick 100-tree model, not timed). Prints per-workspace and tot
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import resource
@@ -25,20 +27,23 @@ from ml.train import TrainParams, train
 from models.db import Database
 
 
-async def champion(db: Database, workspace_id: int) -> registry.MlModel:
+async def champion(db: Database, workspace_id: int, *, new: bool) -> registry.MlModel:
+    """The workspace's champion; a quick new one when it has none or `new` (not timed)."""
     async with db.session() as session:
         model = await registry.champion(session, workspace_id)
-    if model is not None:
+    if model is not None and not new:
         return model
     frame = await feature_frame(db, workspace_id, labelled_only=True)
-    result = await asyncio.to_thread(train, frame.tail(100_000), TrainParams(iterations=100))
+    seed = 7 if model is None else model.version + 7  # a new model, not the same trees again
+    params = TrainParams(iterations=100, random_seed=seed)
+    result = await asyncio.to_thread(train, frame.tail(100_000), params)
     async with db.transaction() as session:
         model, _ = await registry.register(session, workspace_id, result, reason="bench")
         await registry.promote(session, model, reason="bench")
     return model
 
 
-async def main(url: str) -> None:
+async def main(url: str, new: bool) -> None:
     db = Database(url, pool_size=4)
 
     async def progress(fraction: float, stage: str) -> None:
@@ -54,7 +59,7 @@ async def main(url: str) -> None:
             )
         total_leads, total_s = 0, 0.0
         for workspace_id in workspaces:
-            model = await champion(db, workspace_id)
+            model = await champion(db, workspace_id, new=new)
             started = time.perf_counter()
             summary = await score_leads(db, model, None, progress=progress, scored=scored)
             elapsed = time.perf_counter() - started
@@ -75,10 +80,14 @@ async def main(url: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(
-        main(
-            os.environ.get(
-                "DASHGRAPH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/dashgraph_bench"
-            )
-        )
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--new-champion",
+        action="store_true",
+        help="promote a freshly trained model first, so every stored score is of another version",
     )
+    args = parser.parse_args()
+    url = os.environ.get(
+        "DASHGRAPH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/dashgraph_bench"
+    )
+    asyncio.run(main(url, args.new_champion))

@@ -6,6 +6,7 @@ stage changes, meetings and showings, and whole-lifetime counts would leak the o
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -97,6 +98,18 @@ WHERE l.workspace_id = :ws AND l.created_at <= :as_of {where}
 GROUP BY e.lead_id, l.created_at
 """
 
+# Leads whose window has passed take their engagement from the rollup `lead_engagement`
+# (kept by triggers, final once the window is over); the others are aggregated by _ENGAGEMENT.
+_ENGAGEMENT_ROLLUP = """
+SELECT g.lead_id, g.emails_opened, g.emails_replied, g.calls, g.website_visits,
+       extract(epoch FROM g.first_response_at - l.created_at) / 3600.0 AS first_response_hours
+FROM lead l
+JOIN lead_engagement g ON g.workspace_id = l.workspace_id AND g.lead_id = l.id
+WHERE l.workspace_id = :ws AND l.created_at <= :as_of {where}
+  AND l.created_at <= :windows_closed_before
+"""
+_WINDOW_OPEN = " AND l.created_at > :windows_closed_before"
+
 # A close is a stage change to WON or LOST; the event's `agent_id` is the lead's agent at the
 # time (partial index ix_lead_event_close). Only closes strictly before a lead's creation
 # count for it, so the closes before the newest lead's creation are all a batch needs.
@@ -108,11 +121,14 @@ FROM lead_event c
 WHERE c.workspace_id = :ws AND {_IS_CLOSE} AND c.occurred_at < :before
 """
 
-# A few leads (online scoring, explanations): one round trip; engagement by the lead's index,
-# the agent's record counted by a range scan of the closes index.
+# A few leads (online scoring, explanations): one round trip; engagement by the lead's index;
+# the agent's record from the per-day rollup `agent_close_day` (kept by triggers) for the
+# days before the lead's, plus a count of the closes on its own day before it arrived.
 _FEW_LEADS = f"""
 SELECT l.id AS lead_id, l.created_at, l.budget, l.timeline, l.property_type, l.location,
-       l.source, l.agent_id, l.stage, eng.*, hist.*
+       l.source, l.agent_id, l.stage, eng.*,
+       before_day.closed + same_day.closed AS agent_closed_before,
+       before_day.won + same_day.won AS agent_won_before
 FROM lead l
 LEFT JOIN LATERAL (
     SELECT count(*) FILTER (WHERE e.type = 'EMAIL_OPENED') AS emails_opened,
@@ -127,13 +143,19 @@ LEFT JOIN LATERAL (
       AND e.occurred_at <= least(l.created_at + :window, :as_of)
       AND e.type IN ('EMAIL_OPENED', 'EMAIL_REPLIED', 'CALL', 'WEBSITE_VISIT', 'EMAIL_SENT')
 ) eng ON true
-LEFT JOIN LATERAL (
-    SELECT count(*) AS agent_closed_before,
-           count(*) FILTER (WHERE c.to_stage = 'WON') AS agent_won_before
+CROSS JOIN LATERAL (
+    SELECT coalesce(sum(d.closed), 0) AS closed, coalesce(sum(d.won), 0) AS won
+    FROM agent_close_day d
+    WHERE d.workspace_id = l.workspace_id AND d.agent_id = l.agent_id
+      AND d.day < (l.created_at AT TIME ZONE 'UTC')::date
+) before_day
+CROSS JOIN LATERAL (
+    SELECT count(*) AS closed, count(*) FILTER (WHERE c.to_stage = 'WON') AS won
     FROM lead_event c
     WHERE c.workspace_id = l.workspace_id AND c.agent_id = l.agent_id AND {_IS_CLOSE}
+      AND c.occurred_at >= date_trunc('day', l.created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
       AND c.occurred_at < l.created_at
-) hist ON true
+) same_day
 WHERE l.workspace_id = :ws AND l.created_at <= :as_of AND l.id = ANY(:ids) {{where}}
 ORDER BY l.created_at, l.id
 """
@@ -214,6 +236,8 @@ async def feature_frame(
         "as_of": as_of,
         "window": WINDOW,
         "labelled_before": as_of - LABEL_AGE,
+        # leads created up to here have their whole engagement window behind them
+        "windows_closed_before": as_of - WINDOW,
     }
     if lead_ids is not None:
         params["ids"] = list(lead_ids)
@@ -222,14 +246,28 @@ async def feature_frame(
             return few_features(await _frame(db, sql, params, FEW_SCHEMA, ids=True), as_of=as_of)
         where += " AND l.id = ANY(:ids)"
     arrays = ("ids",) if lead_ids is not None else ()
-    leads = await copy_frame(
-        db, _LEADS.format(where=where), params, _LEAD_SCHEMA, array_params=arrays
+    # closes strictly before a lead's creation count for it: those up to as_of cover them all
+    params["before"] = as_of
+    # four reads at once, on connections of their own: Postgres works on them in parallel
+    leads, closed_windows, open_windows, closes = await asyncio.gather(
+        copy_frame(db, _LEADS.format(where=where), params, _LEAD_SCHEMA, array_params=arrays),
+        copy_frame(
+            db,
+            _ENGAGEMENT_ROLLUP.format(where=where),
+            params,
+            _ENGAGEMENT_SCHEMA,
+            array_params=arrays,
+        ),
+        copy_frame(
+            db,
+            _ENGAGEMENT.format(where=where + _WINDOW_OPEN),
+            params,
+            _ENGAGEMENT_SCHEMA,
+            array_params=arrays,
+        ),
+        copy_frame(db, _CLOSES, params, _CLOSES_SCHEMA),
     )
-    engagement = await copy_frame(
-        db, _ENGAGEMENT.format(where=where), params, _ENGAGEMENT_SCHEMA, array_params=arrays
-    )
-    params["before"] = leads["created_at"].max() if leads.height else as_of
-    closes = await copy_frame(db, _CLOSES, params, _CLOSES_SCHEMA)
+    engagement = pl.concat([closed_windows, open_windows])
     return build_features(leads, engagement, closes, as_of=as_of)
 
 

@@ -7,7 +7,7 @@ import binascii
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -147,8 +147,40 @@ class LeadEvent(SQLModel, table=True):
     )
 
 
+class AgentCloseDay(SQLModel, table=True):
+    """Each agent's closes (stage changes to WON / LOST) per UTC day. Kept by triggers on
+    `lead_event` (migration 0006), whatever writes the events; read by ml/features.py."""
+
+    __tablename__ = "agent_close_day"
+
+    workspace_id: int = Field(primary_key=True, foreign_key="workspace.id", ondelete="CASCADE")
+    agent_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    day: date = Field(primary_key=True)
+    closed: int
+    won: int
+
+
+class LeadEngagement(SQLModel, table=True):
+    """Each lead's engagement in its first 14 days (the scoring features' window). Kept by
+    triggers on `lead_event` (migration 0007); final once the window has passed."""
+
+    __tablename__ = "lead_engagement"
+
+    workspace_id: int = Field(primary_key=True, foreign_key="workspace.id", ondelete="CASCADE")
+    lead_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    emails_opened: int
+    emails_replied: int
+    calls: int
+    website_visits: int
+    first_response_at: datetime | None = Field(default=None, sa_type=TZ)
+
+
 class LeadScore(SQLModel, table=True):
-    """Score history: one row per scoring of a lead by a model version."""
+    """Score history: one row per scoring of a lead by a model version.
+
+    Append-only and bulk-written (COPY, a million rows per full rescoring), so it has no
+    foreign key to `lead` (the per-row check was 40% of the COPY); leads are never deleted
+    on their own, and a workspace's deletion still cascades here."""
 
     __tablename__ = "lead_score"
 
@@ -163,9 +195,6 @@ class LeadScore(SQLModel, table=True):
     scored_at: datetime = stamped()
 
     __table_args__ = (
-        sa.ForeignKeyConstraint(
-            ["workspace_id", "lead_id"], ["lead.workspace_id", "lead.id"], ondelete="CASCADE"
-        ),
         sa.Index(
             "ix_lead_score_lead",
             "workspace_id",
