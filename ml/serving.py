@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 from catboost import CatBoostClassifier  # type: ignore[import-untyped]
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -142,7 +143,7 @@ async def stored_scores(
             col(LeadScore.scored_at).desc(),
             col(LeadScore.id).desc(),
         )
-        .distinct(col(LeadScore.lead_id), col(LeadScore.model_id))
+        .ext(distinct_on(col(LeadScore.lead_id), col(LeadScore.model_id)))
     )
     rows = (await session.execute(query)).scalars()
     return {(row.lead_id, int(row.model_id or 0)): row for row in rows}
