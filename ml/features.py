@@ -121,48 +121,15 @@ FROM lead_event c
 WHERE c.workspace_id = :ws AND {_IS_CLOSE} AND c.occurred_at < :before
 """
 
-# A few leads (online scoring, explanations): one round trip; engagement by the lead's index;
-# the agent's record from the per-day rollup `agent_close_day` (kept by triggers) for the
-# days before the lead's, plus a count of the closes on its own day before it arrived.
-_FEW_LEADS = f"""
-SELECT l.id AS lead_id, l.created_at, l.budget, l.timeline, l.property_type, l.location,
-       l.source, l.agent_id, l.stage, eng.*,
-       before_day.closed + same_day.closed AS agent_closed_before,
-       before_day.won + same_day.won AS agent_won_before
-FROM lead l
-LEFT JOIN LATERAL (
-    SELECT count(*) FILTER (WHERE e.type = 'EMAIL_OPENED') AS emails_opened,
-           count(*) FILTER (WHERE e.type = 'EMAIL_REPLIED') AS emails_replied,
-           count(*) FILTER (WHERE e.type = 'CALL') AS calls,
-           count(*) FILTER (WHERE e.type = 'WEBSITE_VISIT') AS website_visits,
-           extract(epoch FROM min(e.occurred_at) FILTER (WHERE e.type IN ('CALL', 'EMAIL_SENT'))
-                   - l.created_at) / 3600.0 AS first_response_hours
-    FROM lead_event e
-    WHERE e.workspace_id = l.workspace_id AND e.lead_id = l.id
-      AND e.occurred_at >= l.created_at
-      AND e.occurred_at <= least(l.created_at + :window, :as_of)
-      AND e.type IN ('EMAIL_OPENED', 'EMAIL_REPLIED', 'CALL', 'WEBSITE_VISIT', 'EMAIL_SENT')
-) eng ON true
-CROSS JOIN LATERAL (
-    SELECT coalesce(sum(d.closed), 0) AS closed, coalesce(sum(d.won), 0) AS won
-    FROM agent_close_day d
-    WHERE d.workspace_id = l.workspace_id AND d.agent_id = l.agent_id
-      AND d.day < (l.created_at AT TIME ZONE 'UTC')::date
-) before_day
-CROSS JOIN LATERAL (
-    SELECT count(*) AS closed, count(*) FILTER (WHERE c.to_stage = 'WON') AS won
-    FROM lead_event c
-    WHERE c.workspace_id = l.workspace_id AND c.agent_id = l.agent_id AND {_IS_CLOSE}
-      AND c.occurred_at >= date_trunc('day', l.created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
-      AND c.occurred_at < l.created_at
-) same_day
-WHERE l.workspace_id = :ws AND l.created_at <= :as_of AND l.id = ANY(:ids) {{where}}
-ORDER BY l.created_at, l.id
+# A few leads (online scoring, explanations): one call of the database function
+# lead_features_few() (migration 0009: engagement by the lead's index, the agent's record from
+# the per-day rollup `agent_close_day` plus the closes of the lead's own day), whose plan is
+# kept per connection. Same columns as FEW_SCHEMA.
+FEW_LEADS = """
+SELECT * FROM lead_features_few(:ws, :ids, :as_of, :window, :labelled_before)
 """
 # up to this many ids take the one-query path
 FEW = 100
-# the same query for the online path (ids bound as a bigint array; no other condition)
-FEW_LEADS = _FEW_LEADS.format(where="")
 
 _LEAD_SCHEMA = {
     "lead_id": pl.Int64,
@@ -242,8 +209,10 @@ async def feature_frame(
     if lead_ids is not None:
         params["ids"] = list(lead_ids)
         if len(params["ids"]) <= FEW:
-            sql = _FEW_LEADS.format(where=where)
-            return few_features(await _frame(db, sql, params, FEW_SCHEMA, ids=True), as_of=as_of)
+            labelled_before = params["labelled_before"] if labelled_only else None
+            few = {**params, "labelled_before": labelled_before}
+            rows = await _frame(db, FEW_LEADS, few, FEW_SCHEMA, ids=True)
+            return few_features(rows, as_of=as_of)
         where += " AND l.id = ANY(:ids)"
     arrays = ("ids",) if lead_ids is not None else ()
     # closes strictly before a lead's creation count for it: those up to as_of cover them all

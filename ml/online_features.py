@@ -1,6 +1,6 @@
 """Online features: a page of leads' inputs in one statement (`features.FEW_LEADS`: each lead
-with its engagement counts and its agent's record, counted in SQL by index range scans), and
-the model input built from them row by row for a fast predict."""
+with its engagement counts and its agent's record), and the model input built from them row
+by row for a fast predict."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ml.features import (
     FEW_LEADS,
     FEW_SCHEMA,
-    LABEL_AGE,
     MIN_AGENT_CLOSED,
     MISSING,
     RESPONSE_CAP_HOURS,
@@ -45,7 +44,7 @@ async def raw_features(
         "ws": workspace_id,
         "as_of": as_of,
         "window": WINDOW,
-        "labelled_before": as_of - LABEL_AGE,
+        "labelled_before": None,
         "ids": [lead.id for lead in leads],
     }
     result = await session.execute(_STATEMENT, params)

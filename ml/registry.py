@@ -26,6 +26,7 @@ from models.leads import Lead, LeadFilter
 from models.ml_models import (
     CHALLENGER,
     CHAMPION,
+    MlConfig,
     MlModel,
     ModelStatus,
     ModelType,
@@ -116,6 +117,37 @@ async def serving_models(
         .order_by(col(MlModel.id).desc())
     )
     rows = list((await session.execute(query)).scalars())
+    return _serving(rows, now)
+
+
+async def serving_setup(
+    session: AsyncSession, workspace_id: int, *, now: datetime | None = None
+) -> tuple[MlModel | None, MlModel | None, MlConfig]:
+    """`serving_models` and the workspace's ML config (defaults without a row) in one
+    statement: online scoring reads both on every request."""
+    anchor = sa.select(sa.literal(workspace_id).label("ws")).subquery("w")
+    query = (
+        select(MlConfig, MlModel)
+        .select_from(anchor)
+        .outerjoin(MlConfig, col(MlConfig.workspace_id) == anchor.c.ws)
+        .outerjoin(
+            MlModel,
+            sa.and_(
+                col(MlModel.workspace_id) == anchor.c.ws,
+                col(MlModel.alias).in_([CHAMPION, CHALLENGER]),
+            ),
+        )
+        # serving needs neither the model bytes nor the drift reference (JSON of some KB)
+        .options(_WITHOUT_ARTIFACT, defer(cast(Any, MlModel.reference)))
+        .order_by(col(MlModel.id).desc())
+    )
+    rows = (await session.execute(query)).all()
+    config = next((c for c, _ in rows if c is not None), None)
+    champ, challenger = _serving([m for _, m in rows if m is not None], now)
+    return champ, challenger, config or MlConfig(workspace_id=workspace_id)
+
+
+def _serving(rows: list[MlModel], now: datetime | None) -> tuple[MlModel | None, MlModel | None]:
     champ = next((m for m in rows if m.alias == CHAMPION and m.status == ModelStatus.ACTIVE), None)
     at = now or utcnow()
     challenger = next(

@@ -49,7 +49,7 @@ from ml.score_cache import CacheKey, OnlineScore, ScoreCache, cache_for, last_ch
 from models.db import Database, utcnow
 from models.errors import ModelNotFound, PredictionTimeout
 from models.leads import Lead, LeadScore
-from models.ml_models import MlConfig, MlModel, load_config
+from models.ml_models import MlConfig, MlModel
 
 log = logging.getLogger("dashgraph.ml")
 
@@ -181,10 +181,9 @@ async def score_leads(
     cache = cache_for(db)
     found: dict[int, OnlineScore] = {}
     async with db.session() as session:
-        champ, challenger = await registry.serving_models(session, workspace_id)
+        champ, challenger, config = await registry.serving_setup(session, workspace_id)
         if champ is None and challenger is None:
             return [None] * len(leads)
-        config = await load_config(session, workspace_id)
         routed: dict[int, MlModel] = {}
         keys: dict[int, CacheKey] = {}
         for lead in leads:
