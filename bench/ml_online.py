@@ -10,7 +10,8 @@ lead is a miss), turns the score cache off through `updateMlConfig`, serves the 
 process on a loopback port and asks for one random lead per request, each lead once:
 `lead(id) { score { ... } }`, then, for other leads, `lead(id) { explanation { ... } }`.
 Server-side time is measured around the ASGI app (request in, response out); the client's
-round trip and the score's own `predictionTimeMs` are printed next to it.
+round trip and the score's own `predictionTimeMs` are printed next to it. Last, the resolver's
+work on its own: `ml.serving.score_leads` called in-process for other leads, one at a time.
 """
 
 from __future__ import annotations
@@ -27,13 +28,15 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 import uvicorn
+from sqlmodel import col, select
 
 from app.main import create_app
 from app.settings import Settings
-from ml import registry
+from ml import registry, serving
 from ml.features import feature_frame
 from ml.train import TrainParams, train
 from models.db import Database
+from models.leads import Lead
 
 LOGIN = 'mutation { login(email: "admin@acme.example", password: "demo") { token } }'
 NO_CACHE = "mutation { updateMlConfig(input: {scoring: {cache: {enabled: false}}}) { __typename } }"
@@ -91,6 +94,26 @@ async def fresh_champion(url: str) -> tuple[int, list[int]]:
         await db.dispose()
 
 
+async def resolver_times(url: str, workspace_id: int, ids: list[int]) -> list[float]:
+    """Milliseconds of `serving.score_leads` for one lead at a time (the first 20 warm up)."""
+    db = Database(url, pool_size=2)
+    try:
+        async with db.session() as session:
+            rows = await session.execute(
+                select(Lead).where(col(Lead.workspace_id) == workspace_id, col(Lead.id).in_(ids))
+            )
+            leads = list(rows.scalars())
+        times = []
+        for lead in leads:
+            started = time.perf_counter()
+            [score] = await serving.score_leads(db, workspace_id, [lead])
+            times.append((time.perf_counter() - started) * 1000)
+            assert score is not None and not score.cached, score
+        return times[20:]
+    finally:
+        await db.dispose()
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -137,7 +160,7 @@ async def main(url: str, requests: int) -> None:
     timed = Timed(create_app(settings))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(timed, host="127.0.0.1", port=port, log_level="warning"))
-    serving = asyncio.create_task(server.serve())
+    running = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.05)
     try:
@@ -146,11 +169,14 @@ async def main(url: str, requests: int) -> None:
             token = (await client.post("/graphql", json={"query": LOGIN})).json()
             client.headers["Authorization"] = f"Bearer {token['data']['login']['token']}"
             assert "errors" not in (await client.post("/graphql", json={"query": NO_CACHE})).json()
-            sample = random.Random(7).sample(ids, 2 * requests + 40)
+            sample = random.Random(7).sample(ids, 3 * requests + 40)
             await measure(client, timed, SCORE, sample[:20], "score")  # warm up
             await measure(client, timed, EXPLAIN, sample[20:40], "explanation")
             score = await measure(client, timed, SCORE, sample[40 : 40 + requests], "score")
-            explain = await measure(client, timed, EXPLAIN, sample[40 + requests :], "explanation")
+            explain = await measure(
+                client, timed, EXPLAIN, sample[40 + requests : 40 + 2 * requests], "explanation"
+            )
+        resolver = await resolver_times(url, acme, sample[40 + 2 * requests :])
         print(f"workspace {acme}: {len(ids):,} leads, a fresh champion, score cache off")
         for name, result in (("Lead.score (uncached)", score), ("Lead.explanation", explain)):
             extra = (
@@ -163,9 +189,13 @@ async def main(url: str, requests: int) -> None:
                 f"p95 {result['server_p95']:.2f} ms, round trip p50 "
                 f"{result['round_trip_p50']:.2f} ms{extra}"
             )
+        print(
+            f"serving.score_leads (uncached, in-process): {len(resolver)} leads, p50 "
+            f"{statistics.median(resolver):.2f} ms, p95 {percentile(resolver, 0.95):.2f} ms"
+        )
     finally:
         server.should_exit = True
-        await serving
+        await running
 
 
 if __name__ == "__main__":
