@@ -34,11 +34,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+import sqlalchemy as sa
 from catboost import CatBoostClassifier  # type: ignore[import-untyped]
-from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -126,30 +127,57 @@ async def _fallback_model(
     return (await session.execute(query)).scalars().first()
 
 
+_IDS = ARRAY(sa.BigInteger)
+
+
+class StoredScore(NamedTuple):
+    lead_id: int
+    model_id: int | None
+    model_version: str
+    value: int
+    probability: float
+    confidence: float | None
+    scored_at: datetime
+
+
+# the newest stored score of each (lead, model): built once (building it per call cost as
+# much as running it)
+_STORED = (
+    sa.select(
+        col(LeadScore.lead_id),
+        col(LeadScore.model_id),
+        col(LeadScore.model_version),
+        col(LeadScore.value),
+        col(LeadScore.probability),
+        col(LeadScore.confidence),
+        col(LeadScore.scored_at),
+    )
+    .where(
+        col(LeadScore.workspace_id) == sa.bindparam("ws"),
+        col(LeadScore.lead_id) == sa.func.any(sa.bindparam("lead_ids", type_=_IDS)),
+        col(LeadScore.model_id) == sa.func.any(sa.bindparam("model_ids", type_=_IDS)),
+    )
+    .order_by(
+        col(LeadScore.lead_id),
+        col(LeadScore.model_id),
+        col(LeadScore.scored_at).desc(),
+        col(LeadScore.id).desc(),
+    )
+    .ext(distinct_on(col(LeadScore.lead_id), col(LeadScore.model_id)))
+)
+
+
 async def stored_scores(
     session: AsyncSession, workspace_id: int, lead_ids: list[int], model_ids: list[int]
-) -> dict[tuple[int, int], LeadScore]:
-    """The newest stored score of each (lead, model) among `model_ids`: one statement."""
-    query = (
-        select(LeadScore)
-        .where(
-            col(LeadScore.workspace_id) == workspace_id,
-            col(LeadScore.lead_id).in_(lead_ids),
-            col(LeadScore.model_id).in_(model_ids),
-        )
-        .order_by(
-            col(LeadScore.lead_id),
-            col(LeadScore.model_id),
-            col(LeadScore.scored_at).desc(),
-            col(LeadScore.id).desc(),
-        )
-        .ext(distinct_on(col(LeadScore.lead_id), col(LeadScore.model_id)))
-    )
-    rows = (await session.execute(query)).scalars()
+) -> dict[tuple[int, int], StoredScore]:
+    """The newest stored score of each (lead, model) among `model_ids`: one statement, read
+    as plain rows (ORM objects cost ~0.5 ms more on this hot path)."""
+    params = {"ws": workspace_id, "lead_ids": lead_ids, "model_ids": model_ids}
+    rows = [StoredScore(*row) for row in (await session.execute(_STORED, params)).all()]
     return {(row.lead_id, int(row.model_id or 0)): row for row in rows}
 
 
-def _from_stored(row: LeadScore, model: MlModel, elapsed_ms: float) -> OnlineScore:
+def _from_stored(row: StoredScore, model: MlModel, elapsed_ms: float) -> OnlineScore:
     assert model.id is not None
     return OnlineScore(
         lead_id=row.lead_id,
