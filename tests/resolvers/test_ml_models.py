@@ -79,7 +79,7 @@ def count(url: str, table: str) -> int:
     return int(fetch(url, f"SELECT count(*) FROM {table}")[0][0])
 
 
-def wait_for_job(persona: Persona, job_id: str, timeout: float = 60) -> dict[str, Any]:
+def wait_for_job(persona: Persona, job_id: str, timeout: float = 120) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = persona.execute(JOB, id=job_id)["job"]

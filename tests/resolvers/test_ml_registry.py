@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +27,7 @@ from models.scope import Scope
 from models.workspaces import Role
 from tests.client import Persona, login
 from tests.conftest import ServerThread, fetch, on_database, seeded_database, settings_for
+from tests.resolvers.test_ml_models import count, wait_for_job
 from tests.resolvers.test_subscriptions import subscribed
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -101,11 +101,6 @@ CONFIG = f"query Config {{ mlConfig {{ {CONFIG_FIELDS} }} }}"
 UPDATE_CONFIG = f"""
 mutation Update($input: MlConfigInput!) {{ updateMlConfig(input: $input) {{ {CONFIG_FIELDS} }} }}
 """
-JOB = """
-query Job($id: ID!) {
-  job(id: $id) { id status progress stage error result priority details }
-}
-"""
 PROGRESS = """
 subscription Progress($id: ID!) {
   jobProgress(id: $id) {
@@ -155,20 +150,6 @@ def user(server: ServerThread) -> Persona:
 @pytest.fixture(scope="module")
 def globex(server: ServerThread) -> Persona:
     return login(server.url, "admin@globex.example")
-
-
-def wait_for_job(persona: Persona, job_id: str, timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = persona.execute(JOB, id=job_id)["job"]
-        if job["status"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not finish in {timeout} s")
-
-
-def count(url: str, table: str) -> int:
-    return int(fetch(url, f"SELECT count(*) FROM {table}")[0][0])
 
 
 def registry_rows(url: str) -> list[tuple[Any, ...]]:
