@@ -232,20 +232,6 @@ async def _scoring_model(db: Database, workspace_id: int, model_id: int | None) 
     return model
 
 
-async def _artifact(db: Database, workspace_id: int, model_id: int) -> bytes:
-    async with db.session() as session:
-        blob = (
-            await session.execute(
-                select(MlModel.artifact).where(
-                    col(MlModel.workspace_id) == workspace_id, MlModel.id == model_id
-                )
-            )
-        ).scalar_one_or_none()
-    if not blob:
-        raise ModelNotFound("Model has no artifact", modelId=str(model_id))
-    return bytes(blob)
-
-
 async def _lead_ids(db: Database, workspace_id: int, payload: dict[str, Any]) -> list[int] | None:
     """The leads a job scores; None for all of the workspace's."""
     if payload.get("leadIds") is not None:
@@ -298,11 +284,7 @@ async def score_leads(
     `scored(ids)` follows each written chunk. Returns the job's result summary."""
     assert model.id is not None
     workspace_id, model_id = model.workspace_id, model.id
-    key = (db.url, model_id, model.version)
-    classifier = scoring.cached_model(key)
-    if classifier is None:
-        blob = await _artifact(db, workspace_id, model_id)
-        classifier = await asyncio.to_thread(scoring.load_cached, key, blob)
+    classifier = await registry.load_classifier(db, workspace_id, model_id, model.version)
     monitor = monitoring.monitor_for(db)
     await progress(0.0, "features")
     # dated when the inputs were read: a lead changed while the job runs must not look older

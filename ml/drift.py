@@ -32,7 +32,7 @@ import numpy as np
 import polars as pl
 import sqlalchemy as sa
 
-from ml import explain
+from ml import registry
 from ml.features import CATEGORICAL, LABEL_AGE, MISSING, NUMERIC, WINDOW, feature_frame
 from ml.scoring import score_frame
 from ml.train import auc
@@ -307,7 +307,9 @@ async def drift_report(db: Database, model: MlModel, *, window_days: int = 30) -
         )
     assert model.id is not None
     ws = model.workspace_id
-    classifier = await explain.classifier(db, model)
+    classifier = await registry.load_classifier(
+        db, model.workspace_id, model.id or 0, model.version
+    )
     reference, rebuilt = await reference_of(db, model)
     now = await _now(db)
     end = now - WINDOW

@@ -18,13 +18,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 from catboost import CatBoostClassifier, Pool  # type: ignore[import-untyped]
-from sqlmodel import col, select
 
-from ml import registry, scoring
+from ml import registry
 from ml.features import CATEGORICAL, DESCRIPTIONS, FEATURES, MISSING, feature_frame
 from ml.train import model_input
 from models.db import Database
-from models.errors import ModelNotFound
 from models.leads import Lead
 from models.ml_models import MlModel
 
@@ -123,26 +121,6 @@ def explain_frame(
     return found
 
 
-async def classifier(db: Database, row: MlModel) -> CatBoostClassifier:
-    """The loaded model of a registry row, through scoring's process cache."""
-    assert row.id is not None
-    key = (db.url, row.id, row.version)
-    cached = scoring.cached_model(key)
-    if cached is not None:
-        return cached
-    async with db.session() as session:
-        blob = (
-            await session.execute(
-                select(MlModel.artifact).where(
-                    col(MlModel.workspace_id) == row.workspace_id, col(MlModel.id) == row.id
-                )
-            )
-        ).scalar_one_or_none()
-    if not blob:
-        raise ModelNotFound("Model has no artifact", modelId=str(row.id))
-    return await asyncio.to_thread(scoring.load_cached, key, bytes(blob))
-
-
 async def explain_leads(
     db: Database, workspace_id: int, leads: Sequence[Lead], *, model: MlModel | None = None
 ) -> dict[int, Explanation]:
@@ -167,7 +145,10 @@ async def explain_leads(
     if not groups:
         return {}
     frame = await feature_frame(db, workspace_id, lead_ids=ids)
-    models = [(row, await classifier(db, row), members) for row, members in groups.values()]
+    models = [
+        (row, await registry.load_classifier(db, workspace_id, row.id or 0, row.version), members)
+        for row, members in groups.values()
+    ]
 
     def run() -> list[Explanation]:
         found: list[Explanation] = []

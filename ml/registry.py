@@ -7,12 +7,14 @@ challenger, ACTIVE with alias `challenger`, during an A/B test (see ml/deploymen
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
+from catboost import CatBoostClassifier  # type: ignore[import-untyped]
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 from sqlmodel import col, select
@@ -21,7 +23,7 @@ from ml import scoring
 from ml.train import TrainParams, TrainResult
 from models import jobs
 from models.audit import AuditLog
-from models.db import utcnow
+from models.db import Database, utcnow
 from models.errors import BadUserInput, Forbidden, ModelNotFound, NotFound, Validator
 from models.leads import Lead, LeadFilter
 from models.ml_models import (
@@ -258,6 +260,28 @@ async def register(
     await session.flush()
     _audit(session, model, None, "ml_model.registered", {"version": model.version})
     return model, True
+
+
+async def load_classifier(
+    db: Database, workspace_id: int, model_id: int, version: int
+) -> CatBoostClassifier:
+    """A version's model, parsed once per process (`scoring.load_cached`, in a thread): the
+    ~2 MB cbm bytes are read only on a cache miss."""
+    key = (db.url, model_id, version)
+    found = scoring.cached_model(key)
+    if found is not None:
+        return found
+    async with db.session() as session:
+        blob = (
+            await session.execute(
+                select(MlModel.artifact).where(
+                    col(MlModel.workspace_id) == workspace_id, col(MlModel.id) == model_id
+                )
+            )
+        ).scalar_one_or_none()
+    if not blob:
+        raise ModelNotFound("Model has no artifact", modelId=str(model_id))
+    return await asyncio.to_thread(scoring.load_cached, key, bytes(blob))
 
 
 def test_auc(model: MlModel) -> float | None:

@@ -48,7 +48,7 @@ from ml.monitoring import monitor_for
 from ml.online_features import RawFeatures, feature_rows, raw_features
 from ml.score_cache import CacheKey, OnlineScore, ScoreCache, cache_for, last_change, pending_for
 from models.db import Database, utcnow
-from models.errors import ModelNotFound, PredictionTimeout
+from models.errors import PredictionTimeout
 from models.leads import Lead, LeadScore
 from models.ml_models import MlConfig, MlModel
 
@@ -84,31 +84,6 @@ def _predict(
     probability = classifier.predict_proba([features for _, features in rows])[:, 1]
     elapsed = (time.perf_counter() - started) * 1000
     return {lead_id: float(p) for (lead_id, _), p in zip(rows, probability, strict=True)}, elapsed
-
-
-async def _artifact(session: AsyncSession, workspace_id: int, model_id: int) -> bytes:
-    blob = (
-        await session.execute(
-            select(MlModel.artifact).where(
-                col(MlModel.workspace_id) == workspace_id, col(MlModel.id) == model_id
-            )
-        )
-    ).scalar_one_or_none()
-    if not blob:
-        raise ModelNotFound("Model has no artifact", modelId=str(model_id))
-    return bytes(blob)
-
-
-async def load_classifier(
-    db: Database, session: AsyncSession, workspace_id: int, model_id: int, version: int
-) -> CatBoostClassifier:
-    """The loaded version (process cache, `scoring.load_cached`); parsing runs in a thread."""
-    key = (db.url, model_id, version)
-    found = scoring.cached_model(key)
-    if found is not None:
-        return found
-    blob = await _artifact(session, workspace_id, model_id)
-    return await asyncio.to_thread(scoring.load_cached, key, blob)
 
 
 async def _fallback_model(
@@ -292,7 +267,7 @@ async def _fallback_plan(
     backup = await _fallback_model(session, workspace_id, config, plan_of)
     if backup is None or backup.id is None:
         raise failure
-    classifier = await load_classifier(db, session, workspace_id, backup.id, backup.version)
+    classifier = await registry.load_classifier(db, workspace_id, backup.id, backup.version)
     return _Plan(plan_of, backup, classifier, lead_ids, fallback=True)
 
 
@@ -316,7 +291,7 @@ async def _plans(
     for model, lead_ids in groups.values():
         assert model.id is not None
         try:
-            classifier = await load_classifier(db, session, workspace_id, model.id, model.version)
+            classifier = await registry.load_classifier(db, workspace_id, model.id, model.version)
             plans.append(_Plan(model, model, classifier, lead_ids))
         except Exception as exc:
             log.exception("model %s v%s failed to load", model.id, model.version)
