@@ -27,6 +27,7 @@ from strawberry.subscriptions import (
 from strawberry.types.unset import UNSET, UnsetType
 
 from app.auth import bearer_token, token_expires_at
+from app.cache import AnalyticsCache
 from app.handlers import HANDLERS
 from app.jobs import Handler, Worker
 from app.live import LiveHub
@@ -157,8 +158,15 @@ def create_app(
             )
         # online scores and prediction counters reach Postgres from here, not from reads
         flusher = asyncio.create_task(serving.flush_periodically(db), name="ml-flusher")
+        cache = AnalyticsCache(pubsub, max_age=settings.analytics_cache_seconds)
         services = Services(
-            settings=settings, db=db, pubsub=pubsub, hub=hub, limits=limits, worker=worker
+            settings=settings,
+            db=db,
+            pubsub=pubsub,
+            hub=hub,
+            limits=limits,
+            cache=cache,
+            worker=worker,
         )
         graphql.services = app.state.services = services
         try:
@@ -170,6 +178,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await simulator
             await hub.stop()
+            await cache.stop()
             if worker is not None and jobs_db is not None:
                 await worker.stop()
                 await jobs_db.dispose()

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
 
     # live
     live_tick_seconds: float = 1.0
+    # analytics results live until the workspace's next change event, and at most this long
+    # (their windows end "now" and slide without writes)
+    analytics_cache_seconds: float = 30.0
     max_subscriptions_per_connection: int = 50
     # demo activity written by each server process, actions per second (0: none);
     # `dashgraph serve --simulate` sets it

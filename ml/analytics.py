@@ -17,11 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from ml import monitoring, registry
-from ml.market import PERIODS
 from models.db import utcnow
 from models.jobs import Job, JobStatus
 from models.leads import Lead, LeadScore
 from models.ml_models import MlModel, MlPredictionStat, ModelStatus
+from models.periods import PERIODS
 from models.scope import Scope
 
 # trend buckets: hours for the short periods, days for the rest

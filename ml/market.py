@@ -22,17 +22,9 @@ from sqlmodel import col
 from models.db import utcnow
 from models.errors import BadUserInput
 from models.leads import Lead, LeadEvent, LeadStage
+from models.periods import PERIODS
 from models.scope import Scope
 
-# the contract's Period names -> window length
-PERIODS: dict[str, timedelta] = {
-    "H1": timedelta(hours=1),
-    "H24": timedelta(hours=24),
-    "D7": timedelta(days=7),
-    "D30": timedelta(days=30),
-    "D90": timedelta(days=90),
-    "Y1": timedelta(days=365),
-}
 # timeframes a market trend makes sense over, and the bucket (polars duration) of its series
 TIMEFRAMES: dict[str, str] = {"D7": "1d", "D30": "1w", "D90": "1w", "Y1": "1mo"}
 # a change of demand beyond +-10% is called HIGH / LOW demand

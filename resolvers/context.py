@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import strawberry
 
 from app.auth import bearer_token, user_id_from_token
+from app.cache import AnalyticsCache
 from app.jobs import Worker
 from app.live import LiveHub
 from app.pubsub import ChangeEvent, PubSub
@@ -20,6 +22,8 @@ from models.scope import Scope
 from models.workspaces import Role, User, Workspace, viewer_with_memberships
 from resolvers.loaders import Loaders
 
+T = TypeVar("T")
+
 
 @dataclass(slots=True)
 class Services:
@@ -30,6 +34,7 @@ class Services:
     pubsub: PubSub
     hub: LiveHub
     limits: RateLimits
+    cache: AnalyticsCache
     worker: Worker | None = None
 
 
@@ -125,7 +130,14 @@ class Context:
             found = self._loaders[scope.workspace_id] = Loaders(self.db, scope)
         return found
 
+    async def cached(self, scope: Scope, key: Hashable, compute: Callable[[], Awaitable[T]]) -> T:
+        """An analytics result for this scope, reused until the workspace's next change event
+        (app/cache.py). The scope is part of the key: a USER's numbers cover their own leads."""
+        return await self.services.cache.get(scope.workspace_id, (scope, key), compute)
+
     async def publish(self, workspace_id: int, kind: str, ids: list[Any]) -> None:
+        # this process forgets at once: the writer's next read must not see the old numbers
+        self.services.cache.invalidate(workspace_id)
         await self.services.pubsub.publish(ChangeEvent(workspace_id, kind, [str(i) for i in ids]))
 
     def wake_workers(self) -> None:

@@ -9,10 +9,10 @@ from typing import Self
 import strawberry
 
 from ml import performance
-from ml.market import PERIODS
 from ml.metrics import DEFAULT_THRESHOLD
 from models.db import utcnow
 from models.ml_models import load_config
+from models.periods import PERIODS
 from resolvers.context import Info
 from resolvers.enums import Period
 

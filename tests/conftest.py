@@ -267,3 +267,102 @@ def fetch(url: str, query: str, *args: Any) -> list[asyncpg.Record]:
 def sql_session(database_url: str) -> Any:
     """`sql_session("select ...", *args)` -> rows of the shared test database."""
     return functools.partial(fetch, database_url)
+
+
+# ---- the analytics fields' database (issue 5): `small`, a trained model, every lead scored ----
+
+ANALYTICS_RETRAIN = """
+mutation Retrain($input: RetrainInput) { retrainModel(input: $input) { id } }
+"""
+ANALYTICS_JOB = "query Job($id: ID!) { job(id: $id) { status error result } }"
+
+
+def wait_for(persona: Persona, job_id: str, timeout: float = 180) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = persona.execute(ANALYTICS_JOB, id=job_id)["job"]
+        if job["status"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
+            return dict(job)
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish in {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def analytics_database(admin_database_url: str) -> str:
+    """`small` seeded up to the real now (the fields' windows end at the real now), plus a
+    workspace "Empty Co" with one admin (`admin@empty.example`, password `demo`) and no data."""
+    url = seeded_database(admin_database_url, f"dashgraph_analytics_{os.getpid()}", "small")
+    from models.workspaces import hash_password
+
+    async def add_empty() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            ws = await conn.fetchval(
+                "INSERT INTO workspace (name, slug, timezone, created_at) "
+                "VALUES ('Empty Co', 'empty-co', 'UTC', now()) RETURNING id"
+            )
+            user = await conn.fetchval(
+                "INSERT INTO app_user (email, full_name, password_hash, is_verified, is_active, "
+                "created_at) VALUES ('admin@empty.example', 'Empty Admin', $1, true, true, now()) "
+                "RETURNING id",
+                hash_password("demo"),
+            )
+            await conn.execute(
+                "INSERT INTO membership (workspace_id, user_id, role, created_at) "
+                "VALUES ($1, $2, 'ADMIN', now())",
+                ws,
+                user,
+            )
+        finally:
+            await conn.close()
+
+    asyncio.run(add_empty())
+    return url
+
+
+@pytest.fixture(scope="session")
+def analytics_server(analytics_database: str) -> Iterator[ServerThread]:
+    with ServerThread(create_app(settings_for(analytics_database))) as running:
+        # given a trained, promoted first model that scored every lead
+        admin = login(running.url, "admin@acme.example")
+        input = {"iterations": 100, "depth": 4, "learningRate": 0.1}
+        trained = wait_for(
+            admin, admin.execute(ANALYTICS_RETRAIN, input=input)["retrainModel"]["id"]
+        )
+        assert trained["status"] == "SUCCEEDED", trained
+        scored = wait_for(admin, trained["result"]["scoreJobId"])
+        assert scored["status"] == "SUCCEEDED", scored
+        yield running
+
+
+@pytest.fixture(scope="session")
+def analytics_sql(analytics_database: str) -> Any:
+    """`analytics_sql("select ...", *args)` -> rows of the analytics database (the test's own
+    reads, for independent recomputation)."""
+    return functools.partial(fetch, analytics_database)
+
+
+@pytest.fixture(scope="session")
+def analytics_admin(analytics_server: ServerThread) -> Persona:
+    return login(analytics_server.url, "admin@acme.example")
+
+
+@pytest.fixture(scope="session")
+def analytics_user(analytics_server: ServerThread) -> Persona:
+    return login(analytics_server.url, "user@acme.example")
+
+
+@pytest.fixture(scope="session")
+def analytics_agent(analytics_server: ServerThread) -> Persona:
+    return login(analytics_server.url, "agent@acme.example")
+
+
+@pytest.fixture(scope="session")
+def analytics_globex(analytics_server: ServerThread) -> Persona:
+    return login(analytics_server.url, "admin@globex.example")
+
+
+@pytest.fixture(scope="session")
+def analytics_empty(analytics_server: ServerThread) -> Persona:
+    """The admin of "Empty Co": a workspace with no leads, agents or anything else."""
+    return login(analytics_server.url, "admin@empty.example")
