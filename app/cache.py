@@ -39,6 +39,7 @@ class CacheStats:
     hits: int = 0
     misses: int = 0
     invalidations: int = 0
+    evictions: int = 0
 
     @property
     def hit_rate(self) -> float:
@@ -60,6 +61,10 @@ class AnalyticsCache:
         self._listeners: dict[int, asyncio.Task[None]] = {}
         self._entries: OrderedDict[tuple[int, Hashable], _Entry] = OrderedDict()
         self._inflight: dict[tuple[int, int, Hashable], asyncio.Future[Any]] = {}
+
+    @property
+    def size(self) -> int:
+        return len(self._entries)
 
     def version(self, workspace_id: int) -> int:
         return self._versions.get(workspace_id, 0)
@@ -108,6 +113,7 @@ class AnalyticsCache:
                 self._entries.move_to_end((workspace_id, key))
                 while len(self._entries) > self.max_entries:
                     self._entries.popitem(last=False)
+                    self.stats.evictions += 1
             return value
         finally:
             self._inflight.pop(flight, None)

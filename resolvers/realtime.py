@@ -15,6 +15,17 @@ class PubSubStatus:
     events_published: int
 
 
+@strawberry.type(description="The analytics results cache (app/cache.py) of this process")
+class CacheStatus:
+    healthy: bool = strawberry.field(description="Caching: needs a healthy pub/sub")
+    hit_rate: float = strawberry.field(description="hits / (hits + misses), 0..1")
+    hits: int
+    misses: int
+    size: int = strawberry.field(description="Results held now")
+    evictions: int = strawberry.field(description="Dropped for room (least recently used)")
+    invalidations: int = strawberry.field(description="Workspace data versions bumped")
+
+
 @strawberry.type(description="Counters of the answering process (each replica has its own)")
 class RealtimeStatus:
     open_connections: int
@@ -27,6 +38,7 @@ class RealtimeStatus:
     recomputes: int
     events_received: int
     pubsub: PubSubStatus
+    cache: CacheStatus
     job_queue_depth: int = strawberry.field(description="Queued jobs, all processes")
 
 
@@ -36,7 +48,7 @@ class RealtimeQueries:
     async def realtime_status(self, info: Info) -> RealtimeStatus:
         await info.context.viewer()  # signed-in users only
         services = info.context.services
-        hub, pubsub = services.hub, services.pubsub
+        hub, pubsub, cache = services.hub, services.pubsub, services.cache
         async with info.context.db.session() as session:
             depth = await jobs.queue_depth(session)
         return RealtimeStatus(
@@ -51,6 +63,15 @@ class RealtimeQueries:
             events_received=hub.stats.events_received,
             pubsub=PubSubStatus(
                 backend=pubsub.backend, healthy=pubsub.healthy, events_published=pubsub.published
+            ),
+            cache=CacheStatus(
+                healthy=pubsub.healthy,
+                hit_rate=round(cache.stats.hit_rate, 4),
+                hits=cache.stats.hits,
+                misses=cache.stats.misses,
+                size=cache.size,
+                evictions=cache.stats.evictions,
+                invalidations=cache.stats.invalidations,
             ),
             job_queue_depth=depth,
         )
