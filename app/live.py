@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
+import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +82,7 @@ class LiveHub:
         # open WebSockets, to tell them (close 1012) when pub/sub is lost
         self.connections: weakref.WeakSet[Any] = weakref.WeakSet()
         self._rates: deque[tuple[float, int]] = deque(maxlen=30)
+        self._background: set[asyncio.Future[Any]] = set()
 
     async def start(self) -> None:
         self._ticker = asyncio.create_task(self._tick_forever(), name="live-hub-ticker")
@@ -96,10 +99,41 @@ class LiveHub:
 
     async def close_connections(self, code: int = 1012, reason: str = "Service restart") -> None:
         """Close every live socket with a retryable code: clients reconnect and resubscribe."""
-        for websocket in list(self.connections):
+        sockets, self.connections = list(self.connections), weakref.WeakSet()
+
+        async def close(websocket: Any) -> None:
             with contextlib.suppress(Exception):
                 await websocket.close(code=code, reason=reason)
-        self.connections = weakref.WeakSet()
+
+        await asyncio.gather(*(close(ws) for ws in sockets))
+
+    @contextlib.contextmanager
+    def going_away_on_exit_signals(self) -> Iterator[None]:
+        """While open, SIGTERM / SIGINT first close the live sockets with 1001 (going away),
+        then reach the server's own handler. uvicorn's shutdown would close them with 1012 and
+        runs the lifespan's shutdown only after that, too late to say it first."""
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signals reach the main thread only (a server run in a thread: tests)
+            return
+        loop = asyncio.get_running_loop()
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+        def handle(signum: int, frame: Any) -> None:
+            closing = self.close_connections(1001, "Server shutting down")
+            loop.call_soon_threadsafe(lambda: self._background.add(asyncio.ensure_future(closing)))
+            handler = previous[signal.Signals(signum)]
+            if callable(handler):
+                handler(signum, frame)
+            elif handler == signal.SIG_DFL:
+                raise KeyboardInterrupt
+
+        for sig in previous:
+            signal.signal(sig, handle)
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def messages_per_second(self) -> float:
         """Snapshots sent per second over the last ticks (up to 30)."""

@@ -170,7 +170,8 @@ def create_app(
         )
         graphql.services = app.state.services = services
         try:
-            yield {"services": services}
+            with hub.going_away_on_exit_signals():
+                yield {"services": services}
         finally:
             if simulator is not None:
                 # it ends its open calls on cancel, so it goes before the database does
