@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     # analytics results live until the workspace's next change event, and at most this long
     # (their windows end "now" and slide without writes)
     analytics_cache_seconds: float = 30.0
+    # dollars per staff hour: workflowPerformance's cost savings = hours saved x this
+    workflow_hourly_rate: float = Field(default=40.0, ge=0)
     max_subscriptions_per_connection: int = 50
     # demo activity written by each server process, actions per second (0: none);
     # `dashgraph serve --simulate` sets it

@@ -38,7 +38,36 @@ LOGINS = {
 }
 
 # name -> a selection on Workspace, with literal arguments (the worst cases: long periods)
-QUERIES: dict[str, str] = {}
+QUERIES: dict[str, str] = {
+    "leadInsights": "leadInsights(period: Y1, limit: 100) { summary { totalLeads "
+    "highValueLeads urgentLeads conversionRate averageScore } insights { leadId currentScore "
+    "conversionProbability priority insights recommendations { type action priority } "
+    "trends { scoreChange engagementChange lastActivity } } filters { applied counts { filter "
+    "count } } lastUpdated }",
+    "performance": "performance(period: D30) { summary { totalLeads conversionRate "
+    "responseTimeHours } leadGeneration { daily growth } leadQuality { averageScore } "
+    "conversion { bySource { key rate } byAgent { rate } } engagement { emailOpenRate } "
+    "trends { conversionTrend { date rate } } alerts { metric current } }",
+    "workflows": "workflows(first: 20) { summary { totalActive completedToday } workflows { "
+    "name steps { name averageSeconds } runs { progress nextAction { type } } } performance { "
+    "successRate bottlenecks { step } } }",
+    "workflowPerformance": "workflowPerformance(period: D90) { overall { totalExecuted "
+    "successRate } byType { type executed conversionImpact } efficiency { timeSavedHours } "
+    "insights { title } }",
+    "agentPerformance": "agents { performance(period: D30) { leadsAssigned conversionRate "
+    "averageResponseTimeHours rank percentile trends { conversion } insights } }",
+    "agentLeaderboard": "agentLeaderboard(by: REVENUE, period: D90) { entries { rank value "
+    "change agent { id name } } benchmarks { averageConversionRate } }",
+    "agentUsage": "agents(kind: AI) { usage(granularity: HOUR) { points { executions } "
+    "peakHours busiestDays } }",
+    "conversionFunnel": "conversionFunnel(period: D90) { funnel { stages { name count "
+    "percentage conversionRate averageTimeDays bottleneck } overallConversionRate } insights { "
+    "stage potentialImprovement } segmentation { bySource { key count conversionRate } "
+    "byBudget { band count } } }",
+    "scoringTrends": "scoringTrends(period: D90, groupBy: DAY) { trends { date averageScore "
+    "highValueCount scoreDistribution { excellent } topImprovers { scoreIncrease reason } } "
+    "insights { overallTrend averageImprovement } }",
+}
 
 
 def free_port() -> int:

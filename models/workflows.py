@@ -1,8 +1,10 @@
-"""Automated workflows (follow-up, enrichment, notification, nurture) and their runs."""
+"""Automated workflows (follow-up, enrichment, notification, nurture), their runs, and the
+per-day rollups of finished runs (migration 0015); the analytics over them live in
+models/workflow_performance.py."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -30,6 +32,13 @@ class Workflow(SQLModel, table=True):
     steps: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONB)
     owner_id: int | None = Field(default=None, sa_type=sa.BigInteger)
     created_at: datetime = stamped()
+
+
+class WorkflowType(StrEnum):
+    FOLLOW_UP = "follow_up"
+    ENRICHMENT = "enrichment"
+    NOTIFICATION = "notification"
+    NURTURE = "nurture"
 
 
 class RunStatus(StrEnum):
@@ -63,4 +72,48 @@ class WorkflowRun(SQLModel, table=True):
         ),
         sa.Index("ix_workflow_run_started", "workspace_id", "started_at"),
         sa.Index("ix_workflow_run_workflow", "workspace_id", "workflow_id"),
+        # migration 0015: finished runs by time (index-only), the runs in progress
+        sa.Index(
+            "ix_workflow_run_finished",
+            "workspace_id",
+            "finished_at",
+            postgresql_include=["workflow_id", "status", "started_at", "lead_id", "step_seconds"],
+        ),
+        sa.Index(
+            "ix_workflow_run_active",
+            "workspace_id",
+            "workflow_id",
+            "next_action_at",
+            "id",
+            postgresql_where=sa.text("status IN ('RUNNING', 'STALLED')"),
+        ),
     )
+
+
+class WorkflowRunDay(SQLModel, table=True):
+    """Finished runs per (workflow, UTC day of finish, status). Kept by triggers on
+    `workflow_run` (migration 0015)."""
+
+    __tablename__ = "workflow_run_day"
+
+    workspace_id: int = Field(primary_key=True, foreign_key="workspace.id", ondelete="CASCADE")
+    workflow_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    day: date = Field(primary_key=True)
+    status: str = Field(primary_key=True, max_length=12)
+    runs: int
+    seconds: float = Field(description="Sum of finished_at - started_at")
+    steps: int = Field(description="Completed steps of those runs")
+
+
+class WorkflowStepDay(SQLModel, table=True):
+    """Completed steps of finished runs per (workflow, UTC day of finish, step). Kept by
+    triggers on `workflow_run` (migration 0015)."""
+
+    __tablename__ = "workflow_step_day"
+
+    workspace_id: int = Field(primary_key=True, foreign_key="workspace.id", ondelete="CASCADE")
+    workflow_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    day: date = Field(primary_key=True)
+    step: int = Field(primary_key=True, sa_type=sa.SmallInteger)
+    runs: int
+    seconds: int = Field(sa_type=sa.BigInteger)

@@ -27,6 +27,7 @@ from resolvers.ml_explain import MlExplainQueries
 from resolvers.ml_models import MlMutations, MlQueries
 from resolvers.ml_registry import MlRegistryMutations, MlRegistryQueries
 from resolvers.realtime import RealtimeQueries
+from resolvers.sales_performance import PerformanceMutations
 from resolvers.subscriptions import Subscription
 from resolvers.workspaces import WorkspaceMutations, WorkspaceQueries
 
@@ -67,7 +68,14 @@ Query = merge_types(
 )
 Mutation = merge_types(
     "Mutation",
-    (WorkspaceMutations, LeadMutations, MlMutations, MlRegistryMutations, JobMutations),
+    (
+        WorkspaceMutations,
+        LeadMutations,
+        MlMutations,
+        MlRegistryMutations,
+        JobMutations,
+        PerformanceMutations,
+    ),
 )
 
 

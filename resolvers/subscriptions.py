@@ -9,8 +9,9 @@ from typing import Any, Self
 import strawberry
 
 from app.pubsub import ChangeEvent
-from ml import insights
-from models import activity, jobs, leads, live
+from ml import insights, lead_insights
+from models import activity, jobs, leads, live, sales_performance
+from models import lead_insights as lead_insights_rules
 from models.activity import ActivityType
 from models.db import utcnow
 from models.errors import BadUserInput, Forbidden, NotFound
@@ -18,12 +19,24 @@ from resolvers.context import Info
 from resolvers.enums import Period
 from resolvers.ids import parse_id
 from resolvers.jobs import Job
+from resolvers.lead_insights import (
+    LeadInsightFilter,
+    LeadInsights,
+    LeadInsightSort,
+    lead_insights_report,
+)
 from resolvers.leads import Lead
 from resolvers.ml_insights import (
     InsightCategory,
     MlInsights,
     insights_report,
     report_fingerprint,
+)
+from resolvers.sales_performance import (
+    Performance,
+    check_performance_period,
+    performance_fingerprint,
+    performance_report,
 )
 
 
@@ -198,6 +211,67 @@ class Subscription:
         ):
             context.reset_loaders()
             yield MlInsights.from_report(report)
+
+    @strawberry.subscription(
+        description="`Workspace.performance(period)` now, then again whenever leads, scores "
+        "or the alert thresholds change it (recomputed at most once per tick)"
+    )
+    async def performance_updated(
+        self, info: Info, workspace_id: strawberry.ID | None = None, period: Period = Period.H24
+    ) -> AsyncGenerator[Performance, None]:
+        context = info.context
+        scope = await context.scope(workspace_id)
+        check_performance_period(period)
+
+        async def compute() -> sales_performance.Performance:
+            return await performance_report(context, scope, period)
+
+        def wants(event: ChangeEvent) -> bool:
+            return event.kind in ("lead", "lead_score", "performance_config")
+
+        # the scope is part of the key: a USER's numbers cover only their own leads
+        hub = context.services.hub
+        key = ("performance", period, scope)
+        async for report in hub.subscribe(
+            scope.workspace_id, key, compute, wants, performance_fingerprint
+        ):
+            context.reset_loaders()
+            yield Performance.from_model(report)
+
+    @strawberry.subscription(
+        description="`Workspace.leadInsights` now, then again whenever leads, their events or "
+        "scores, or models change it (recomputed at most once per tick; an unchanged result "
+        "is not sent again)"
+    )
+    async def lead_insights_updated(
+        self,
+        info: Info,
+        workspace_id: strawberry.ID | None = None,
+        period: Period = Period.H24,
+        filter: list[LeadInsightFilter] | None = None,
+        limit: int = 50,
+        sort: LeadInsightSort = LeadInsightSort.SCORE,
+    ) -> AsyncGenerator[LeadInsights, None]:
+        context = info.context
+        scope = await context.scope(workspace_id)
+        lead_insights_rules.check_limit(limit)
+        chosen = list(dict.fromkeys(filter or ()))
+
+        async def compute() -> lead_insights.LeadInsightsReport:
+            return await lead_insights_report(context, scope, period, chosen, limit, sort)
+
+        def wants(event: ChangeEvent) -> bool:
+            return event.kind in ("lead", "lead_event", "lead_score", "ml_model")
+
+        def fingerprint(report: lead_insights.LeadInsightsReport) -> object:
+            return report.fingerprint()
+
+        # the scope is part of the key: a USER's insights cover only their own leads
+        hub = context.services.hub
+        key = ("leadInsights", period, tuple(chosen), limit, sort, scope)
+        async for report in hub.subscribe(scope.workspace_id, key, compute, wants, fingerprint):
+            context.reset_loaders()
+            yield LeadInsights.from_report(report, scope)
 
     @strawberry.subscription(description="A job's status and progress until it ends")
     async def job_progress(

@@ -12,10 +12,24 @@ from models import agents, workspaces
 from models.errors import BadUserInput, Forbidden
 from models.leads import PropertyType
 from models.scope import Scope
+from models.workflows import WorkflowStatus, WorkflowType
 from resolvers import context
+from resolvers.agent_performance import (
+    AgentLeaderboard,
+    AgentRanking,
+    agent_field,
+    leaderboard_field,
+)
 from resolvers.agents import Agent, AgentKind, AgentStatus
 from resolvers.context import Info
-from resolvers.enums import Period, Role
+from resolvers.enums import Granularity, Period, Role
+from resolvers.funnel import ConversionFunnel, FunnelSegmentInput, conversion_funnel_field
+from resolvers.lead_insights import (
+    LeadInsightFilter,
+    LeadInsights,
+    LeadInsightSort,
+    lead_insights_field,
+)
 from resolvers.leads import LeadConnection, LeadFilter, LeadSort, lead_connection
 from resolvers.ml_insights import (
     InsightCategory,
@@ -23,6 +37,14 @@ from resolvers.ml_insights import (
     MlInsights,
     market_insights_field,
     ml_insights_field,
+)
+from resolvers.sales_performance import Performance, performance_field
+from resolvers.scoring_trends import ScoringTrends, scoring_trends_field
+from resolvers.workflows import (
+    WorkflowPerformance,
+    WorkflowsOverview,
+    workflow_performance_field,
+    workflows_field,
 )
 
 
@@ -76,7 +98,60 @@ class Workspace:
     ) -> list[Agent]:
         async with info.context.db.session() as session:
             rows = await agents.list_agents(session, self.scope, kind=kind, status=status)
-        return [Agent.from_row(row) for row in rows]
+        return [Agent.from_row(row, self.scope) for row in rows]
+
+    @strawberry.field(
+        description="One agent the viewer may see (ADMIN: any; USER: own; AGENT: self); "
+        "NOT_FOUND otherwise, also for another workspace's agent"
+    )
+    async def agent(self, info: Info, id: strawberry.ID) -> Agent:
+        return await agent_field(info, self.scope, id)
+
+    @strawberry.field(
+        description="Agents ranked `by` over `period` among all the workspace's agents (of "
+        "`kind`), with each one's rank change on the previous window and the workspace's "
+        "benchmarks; entries are the agents the viewer may see; `limit` 1..100"
+    )
+    async def agent_leaderboard(
+        self,
+        info: Info,
+        by: AgentRanking = AgentRanking.CONVERSION_RATE,
+        period: Period = Period.D30,
+        kind: AgentKind | None = None,
+        limit: int = 10,
+    ) -> AgentLeaderboard:
+        return await leaderboard_field(info, self.scope, by, period, kind, limit)
+
+    @strawberry.field(
+        description="The period's leads (those you may see whose last activity, or creation, "
+        "falls in the window): a summary over all of them and, for the open ones matching "
+        "every `filter`, score, priority, insight sentences from SHAP factors and activity, "
+        "recommendations and trends; `limit` 1..100"
+    )
+    async def lead_insights(
+        self,
+        info: Info,
+        period: Period = Period.H24,
+        filter: list[LeadInsightFilter] | None = None,
+        limit: int = 50,
+        sort: LeadInsightSort = LeadInsightSort.SCORE,
+    ) -> LeadInsights:
+        return await lead_insights_field(info, self.scope, period, filter, limit, sort)
+
+    @strawberry.field(
+        description="Score history of the viewer's leads per UTC bucket of `groupBy` (DAY, WEEK, "
+        "MONTH) over `period` (D7, D30, D90): average score, high-value count, distribution "
+        "and top improvers with a reason; overall trend, average improvement, best and "
+        "concerning segments. `leadIds` (at most 1000) narrows it to those leads"
+    )
+    async def scoring_trends(
+        self,
+        info: Info,
+        period: Period = Period.D30,
+        group_by: Granularity = Granularity.DAY,
+        lead_ids: list[strawberry.ID] | None = None,
+    ) -> ScoringTrends:
+        return await scoring_trends_field(info, self.scope, period, group_by, lead_ids)
 
     @strawberry.field(
         description="Insights over the viewer's leads: high-value clusters, segment and market "
@@ -105,6 +180,56 @@ class Workspace:
         timeframe: Period = Period.D30,
     ) -> MarketInsights:
         return await market_insights_field(info, self.scope, location, property_type, timeframe)
+
+    @strawberry.field(
+        description="Conversion funnel of the viewer's leads created in `period` (D7, D30, D90, "
+        "Y1): per stage how many got there, stage conversion, time to reach, bottlenecks by a "
+        "documented rule; insights with potential improvement; the cohort by source and budget"
+    )
+    async def conversion_funnel(
+        self,
+        info: Info,
+        period: Period = Period.D30,
+        segment: FunnelSegmentInput | None = None,
+        include_stages: bool = True,
+    ) -> ConversionFunnel:
+        return await conversion_funnel_field(info, self.scope, period, segment, include_stages)
+
+    @strawberry.field(
+        description="Sales performance of the viewer's leads over `period` (H1, H24, D7, D30): "
+        "summary, lead generation, quality, conversion by source and agent, engagement, "
+        "hourly (H1, H24) or daily trends, and alerts against the workspace's thresholds"
+    )
+    async def performance(self, info: Info, period: Period = Period.H24) -> Performance:
+        return await performance_field(info, self.scope, period)
+
+    @strawberry.field(
+        description="Automated workflows: runs in progress now and finished today, each "
+        "workflow's steps (30-day averages) and up to `first` (1..100) runs in progress with "
+        "their next action, and the last 30 days' success rate and bottlenecks; `status` and "
+        "`type` pick the workflows. Numbers cover the runs of the viewer's leads"
+    )
+    async def workflows(
+        self,
+        info: Info,
+        status: WorkflowStatus | None = None,
+        type: WorkflowType | None = None,
+        first: int = 20,
+    ) -> WorkflowsOverview:
+        return await workflows_field(info, self.scope, status, type, first)
+
+    @strawberry.field(
+        description="Workflow runs finished in `period` (D7, D30, D90): overall and by type "
+        "(with conversion impact), efficiency (time and cost saved, error rate), bottleneck "
+        "steps and insights; `types` picks workflow types. Runs of the viewer's leads"
+    )
+    async def workflow_performance(
+        self,
+        info: Info,
+        period: Period = Period.D30,
+        types: list[WorkflowType] | None = None,
+    ) -> WorkflowPerformance:
+        return await workflow_performance_field(info, self.scope, period, types)
 
     @strawberry.field(description="Members of the workspace (ADMIN only)")
     async def users(self, info: Info, first: int = 50, offset: int = 0) -> list[Member]:

@@ -1,0 +1,471 @@
+"""`Workspace.scoringTrends` end to end through gql on the analytics database (a `small` seed up
+to now, every Acme lead scored once by the fixture). The tests add older score history with SQL
+(the data), then recompute every number here with polars from the raw `lead_score` and `lead`
+rows, never from the `score_trend` rollups the field reads for admins."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+import pytest
+
+from tests.client import Persona
+from tests.conftest import wait_for
+
+ACME = 1
+# the documented rules (schema descriptions, README)
+MIN_IMPROVEMENT, TOP, MIN_SAMPLE, CONCERNING = 10, 5, 20, -2.0
+EVERY = {"DAY": "1d", "WEEK": "1w", "MONTH": "1mo"}
+ACTIVITY = {
+    "EMAIL_OPENED": ("email opened", "emails opened"),
+    "EMAIL_REPLIED": ("email reply", "email replies"),
+    "EMAIL_SENT": ("email sent", "emails sent"),
+    "CALL": ("call", "calls"),
+    "MEETING": ("meeting", "meetings"),
+    "SHOWING": ("showing", "showings"),
+    "WEBSITE_VISIT": ("website visit", "website visits"),
+    "NOTE": ("note", "notes"),
+}
+
+TRENDS = """
+query Trends($period: Period, $groupBy: Granularity, $leadIds: [ID!]) {
+  workspace {
+    scoringTrends(period: $period, groupBy: $groupBy, leadIds: $leadIds) {
+      period groupBy windowStart windowEnd
+      trends {
+        periodStart date leadsScored averageScore highValueCount
+        scoreDistribution { excellent good moderate low }
+        rescorings averageChange
+        topImprovers { leadId name scoreIncrease score previousScore scoredAt previousScoredAt
+                       reason }
+      }
+      insights {
+        overallTrend averageImprovement rescorings
+        bestPerformingSegment { dimension value averageImprovement sampleSize }
+        segments { dimension value averageImprovement sampleSize }
+        concerningTrends { segment { dimension value averageImprovement sampleSize }
+                           issue recommendation }
+      }
+    }
+  }
+}
+"""
+SCORE_LEADS = "mutation Score($leadIds: [ID!]) { scoreLeads(leadIds: $leadIds) { id } }"
+
+
+# ---- the history the tests add (the data), before the first read ------------------------------
+
+# older scorings for chosen leads, relative to each lead's current (fixture) score
+HISTORY = [
+    # cold calls scored 15 points higher 20 days ago: their fixture scoring is a fall
+    """
+    INSERT INTO lead_score (workspace_id, lead_id, model_id, model_version, value, probability,
+                            scored_at)
+    SELECT l.workspace_id, l.id, s.model_id, s.model_version, least(99, l.score + 15), 0.5,
+           now() - interval '20 days'
+    FROM lead l, (SELECT model_id, model_version FROM lead_score WHERE workspace_id = $1
+                  LIMIT 1) s
+    WHERE l.workspace_id = $1 AND l.source = 'COLD_CALL' AND l.score IS NOT NULL
+    ORDER BY l.id LIMIT 80
+    """,
+    # condos 20 and 12 points lower 50 and 20 days ago (two rescorings in D90, one in D30)
+    """
+    INSERT INTO lead_score (workspace_id, lead_id, model_id, model_version, value, probability,
+                            scored_at)
+    SELECT l.workspace_id, l.id, s.model_id, 'v-old', greatest(1, l.score - d.drop), 0.5,
+           now() - d.ago
+    FROM lead l,
+         (SELECT model_id FROM lead_score WHERE workspace_id = $1 LIMIT 1) s,
+         (VALUES (20, interval '50 days'), (12, interval '20 days')) AS d(drop, ago)
+    WHERE l.workspace_id = $1 AND l.property_type = 'CONDO' AND l.source <> 'COLD_CALL'
+      AND l.score IS NOT NULL AND l.id IN (
+          SELECT id FROM lead WHERE workspace_id = $1 AND property_type = 'CONDO'
+            AND source <> 'COLD_CALL' ORDER BY id LIMIT 80)
+    """,
+    # referrals scored twice on one day 5 days ago (the later one counts for the day)
+    """
+    INSERT INTO lead_score (workspace_id, lead_id, model_id, model_version, value, probability,
+                            scored_at)
+    SELECT l.workspace_id, l.id, NULL, 'v-old', greatest(1, l.score - d.drop), 0.5,
+           date_trunc('day', now() - interval '5 days', 'UTC') + d.at
+    FROM lead l, (VALUES (25, interval '8 hours'), (13, interval '14 hours')) AS d(drop, at)
+    WHERE l.workspace_id = $1 AND l.source = 'REFERRAL' AND l.score IS NOT NULL
+      AND l.id IN (SELECT id FROM lead WHERE workspace_id = $1 AND source = 'REFERRAL'
+                   ORDER BY id LIMIT 15)
+    """,
+    # website leads scored long before the window (a baseline outside every period)
+    """
+    INSERT INTO lead_score (workspace_id, lead_id, model_id, model_version, value, probability,
+                            scored_at)
+    SELECT l.workspace_id, l.id, NULL, 'v-old', greatest(1, l.score - 30), 0.5,
+           now() - interval '120 days'
+    FROM lead l
+    WHERE l.workspace_id = $1 AND l.source = 'WEBSITE' AND l.score IS NOT NULL
+    ORDER BY l.id LIMIT 20
+    """,
+    # some of the demo user's own leads rose 11 points since 10 days ago
+    """
+    INSERT INTO lead_score (workspace_id, lead_id, model_id, model_version, value, probability,
+                            scored_at)
+    SELECT l.workspace_id, l.id, NULL, 'v-old', greatest(1, l.score - 11), 0.5,
+           now() - interval '10 days'
+    FROM lead l JOIN app_user u ON u.id = l.owner_id AND u.email = 'user@acme.example'
+    WHERE l.workspace_id = $1 AND l.score IS NOT NULL
+    ORDER BY l.id LIMIT 30
+    """,
+    # activity between two scorings of some condos (reasons read it)
+    """
+    INSERT INTO lead_event (workspace_id, lead_id, type, occurred_at)
+    SELECT l.workspace_id, l.id, 'WEBSITE_VISIT', now() - interval '3 days' - g * interval '1 hour'
+    FROM lead l, generate_series(1, 2) g
+    WHERE l.workspace_id = $1 AND l.property_type = 'CONDO' AND l.source <> 'COLD_CALL'
+    ORDER BY l.id LIMIT 10
+    """,
+]
+
+
+@pytest.fixture(scope="module")
+def history(analytics_admin: Persona, analytics_sql: Any) -> None:
+    """Given older scorings of chosen leads (the fixture's scoring run is the newest of each)."""
+    for statement in HISTORY:
+        analytics_sql(statement, ACME)
+
+
+# ---- the independent recomputation -------------------------------------------------------------
+
+
+def scorings(sql: Any) -> pl.DataFrame:
+    """Every Acme scoring with its lead's scoring before and after it, and the lead's segment."""
+    rows = sql("SELECT lead_id, id, value, scored_at FROM lead_score WHERE workspace_id = $1", ACME)
+    scores = pl.DataFrame(
+        [dict(r) for r in rows],
+        schema={
+            "lead_id": pl.Int64,
+            "id": pl.Int64,
+            "value": pl.Int64,
+            "scored_at": pl.Datetime("us", "UTC"),
+        },
+    )
+    leads = pl.DataFrame(
+        [
+            dict(r)
+            for r in sql(
+                "SELECT id AS lead_id, name, source, property_type, owner_id, agent_id "
+                "FROM lead WHERE workspace_id = $1",
+                ACME,
+            )
+        ],
+        schema={
+            "lead_id": pl.Int64,
+            "name": pl.String,
+            "source": pl.String,
+            "property_type": pl.String,
+            "owner_id": pl.Int64,
+            "agent_id": pl.Int64,
+        },
+    ).with_columns(pl.col("property_type").fill_null("UNSPECIFIED"))
+    return (
+        scores.sort("lead_id", "scored_at", "id")
+        .with_columns(
+            prev=pl.col("value").shift(1).over("lead_id"),
+            prev_at=pl.col("scored_at").shift(1).over("lead_id"),
+            next_at=pl.col("scored_at").shift(-1).over("lead_id"),
+        )
+        .join(leads, on="lead_id")
+    )
+
+
+def parse(at: str) -> datetime:
+    return datetime.fromisoformat(at)
+
+
+def expected(scored: pl.DataFrame, start: datetime, end: datetime, group_by: str) -> dict[str, Any]:
+    every = EVERY[group_by]
+    df = scored.with_columns(
+        bucket=pl.col("scored_at").dt.truncate(every),
+        change=pl.col("value") - pl.col("prev"),
+    ).with_columns(
+        latest=pl.col("next_at").is_null()
+        | (pl.col("next_at").dt.truncate(every) != pl.col("bucket"))
+    )
+    window = df.filter((pl.col("bucket") >= start) & (pl.col("bucket") <= end))
+    v = pl.col("value")
+    buckets = (
+        window.filter("latest")
+        .group_by("bucket")
+        .agg(
+            leads=pl.len(),
+            average=v.mean(),
+            excellent=(v >= 80).sum(),
+            good=((v >= 60) & (v < 80)).sum(),
+            moderate=((v >= 40) & (v < 60)).sum(),
+            low=(v < 40).sum(),
+        )
+    )
+    rescored = window.filter(pl.col("change").is_not_null())
+    changes = rescored.group_by("bucket").agg(
+        rescorings=pl.len(), average_change=pl.col("change").mean()
+    )
+    points = buckets.join(changes, on="bucket", how="left").sort("bucket")
+    rises = (
+        window.filter(pl.col("change") >= MIN_IMPROVEMENT)
+        .sort(["bucket", "lead_id", "change", "scored_at"], descending=[False, False, True, True])
+        .unique(["bucket", "lead_id"], keep="first", maintain_order=True)
+        .sort(["bucket", "change", "lead_id"], descending=[False, True, False])
+    )
+    tops: dict[datetime, list[tuple[int, int, int, int]]] = {}
+    for r in rises.iter_rows(named=True):
+        found = tops.setdefault(r["bucket"], [])
+        if len(found) < TOP:
+            found.append((r["lead_id"], r["change"], r["value"], r["prev"]))
+    segments = []
+    for dimension, column in (("SOURCE", "source"), ("PROPERTY_TYPE", "property_type")):
+        per = rescored.group_by(column).agg(n=pl.len(), mean=pl.col("change").mean())
+        for r in per.filter(pl.col("n") >= MIN_SAMPLE).iter_rows(named=True):
+            segments.append((dimension, r[column], r["mean"], r["n"]))
+    overall = rescored["change"].mean() if rescored.height else 0.0
+    return {
+        "points": [
+            {
+                "bucket": r["bucket"],
+                "leads": r["leads"],
+                "average": r["average"],
+                "distribution": [r["excellent"], r["good"], r["moderate"], r["low"]],
+                "rescorings": r["rescorings"] or 0,
+                "average_change": r["average_change"] or 0.0,
+                "top": tops.get(r["bucket"], []),
+            }
+            for r in points.iter_rows(named=True)
+        ],
+        "overall": overall,
+        "rescorings": rescored.height,
+        "segments": segments,
+    }
+
+
+def trend_label(mean: float) -> str:
+    return "IMPROVING" if mean >= 1.0 else "DECLINING" if mean <= -1.0 else "STABLE"
+
+
+def assert_matches(got: dict[str, Any], want: dict[str, Any]) -> None:
+    points = got["trends"]
+    assert [parse(p["periodStart"]) for p in points] == [w["bucket"] for w in want["points"]]
+    for p, w in zip(points, want["points"], strict=True):
+        assert p["date"] == w["bucket"].date().isoformat()
+        assert p["leadsScored"] == w["leads"]
+        assert p["averageScore"] == pytest.approx(w["average"])
+        assert p["highValueCount"] == w["distribution"][0]
+        d = p["scoreDistribution"]
+        assert [d["excellent"], d["good"], d["moderate"], d["low"]] == w["distribution"]
+        assert p["rescorings"] == w["rescorings"]
+        assert p["averageChange"] == pytest.approx(w["average_change"])
+        assert [
+            (int(i["leadId"]), i["scoreIncrease"], i["score"], i["previousScore"])
+            for i in p["topImprovers"]
+        ] == w["top"]
+    insights = got["insights"]
+    assert insights["rescorings"] == want["rescorings"]
+    assert insights["averageImprovement"] == pytest.approx(want["overall"])
+    assert insights["overallTrend"] == trend_label(want["overall"])
+    segments = {(s[0], s[1]): s for s in want["segments"]}
+    assert {(s["dimension"], s["value"]) for s in insights["segments"]} == set(segments)
+    for s in insights["segments"]:
+        w = segments[(s["dimension"], s["value"])]
+        assert s["averageImprovement"] == pytest.approx(w[2])
+        assert s["sampleSize"] == w[3]
+    improving = [s for s in want["segments"] if s[2] > 0]
+    best = insights["bestPerformingSegment"]
+    if improving:
+        top_mean = max(s[2] for s in improving)
+        assert best is not None and best["averageImprovement"] == pytest.approx(top_mean)
+    else:
+        assert best is None
+    concerning = sorted((s for s in want["segments"] if s[2] <= CONCERNING), key=lambda s: s[2])
+    got_concerning = insights["concerningTrends"]
+    assert [(c["segment"]["dimension"], c["segment"]["value"]) for c in got_concerning] == [
+        (s[0], s[1]) for s in concerning
+    ]
+    for c in got_concerning:
+        assert c["issue"] and c["recommendation"]
+
+
+def trends(persona: Persona, **variables: Any) -> dict[str, Any]:
+    return dict(persona.execute(TRENDS, **variables)["workspace"]["scoringTrends"])
+
+
+def window(got: dict[str, Any]) -> tuple[datetime, datetime]:
+    return parse(got["windowStart"]), parse(got["windowEnd"])
+
+
+# ---- tests --------------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("history")
+def test_admin_daily_trends_match_the_score_history(
+    analytics_admin: Persona, analytics_sql: Any
+) -> None:
+    # when the admin asks for the default period (D30) by day
+    got = trends(analytics_admin)
+    # then every bucket, improver and insight matches the recomputation from raw rows
+    assert got["period"] == "D30" and got["groupBy"] == "DAY"
+    want = expected(scorings(analytics_sql), *window(got), "DAY")
+    assert_matches(got, want)
+    # the seeded history shows: cold calls fell, condos rose
+    insights = got["insights"]
+    assert ("SOURCE", "COLD_CALL") in {
+        (c["segment"]["dimension"], c["segment"]["value"]) for c in insights["concerningTrends"]
+    }
+    assert insights["bestPerformingSegment"] is not None
+    assert got["trends"] and any(p["topImprovers"] for p in got["trends"])
+
+
+@pytest.mark.usefixtures("history")
+@pytest.mark.parametrize(
+    ("period", "group_by"),
+    [("D90", "DAY"), ("D90", "WEEK"), ("D90", "MONTH"), ("D7", "DAY"), ("D30", "WEEK")],
+)
+def test_periods_and_buckets(
+    analytics_admin: Persona, analytics_sql: Any, period: str, group_by: str
+) -> None:
+    got = trends(analytics_admin, period=period, groupBy=group_by)
+    want = expected(scorings(analytics_sql), *window(got), group_by)
+    assert_matches(got, want)
+
+
+@pytest.mark.usefixtures("history")
+def test_reasons_say_what_changed_between_the_two_scorings(
+    analytics_admin: Persona, analytics_sql: Any
+) -> None:
+    got = trends(analytics_admin, period="D90")
+    improvers = [i for p in got["trends"] for i in p["topImprovers"]]
+    assert improvers
+    for i in improvers:
+        events = analytics_sql(
+            "SELECT type, count(*) AS n FROM lead_event WHERE workspace_id = $1 AND lead_id = $2 "
+            "AND occurred_at > $3 AND occurred_at <= $4 AND type NOT IN ('CREATED', "
+            "'STAGE_CHANGE') GROUP BY 1",
+            ACME,
+            int(i["leadId"]),
+            parse(i["previousScoredAt"]),
+            parse(i["scoredAt"]),
+        )
+        reason = i["reason"].lower()
+        for e in events:
+            one, many = ACTIVITY[e["type"]]
+            assert f"{e['n']} {one if e['n'] == 1 else many}" in reason, (i, dict(e))
+        name = analytics_sql(
+            "SELECT name FROM lead WHERE workspace_id = $1 AND id = $2", ACME, int(i["leadId"])
+        )
+        assert i["name"] == name[0]["name"]
+        assert i["scoreIncrease"] == i["score"] - i["previousScore"] >= MIN_IMPROVEMENT
+
+
+@pytest.mark.usefixtures("history")
+def test_lead_ids_narrow_it_to_those_leads(analytics_admin: Persona, analytics_sql: Any) -> None:
+    rows = analytics_sql(
+        "SELECT DISTINCT lead_id FROM lead_score WHERE workspace_id = $1 "
+        "AND scored_at < now() - interval '1 day' ORDER BY lead_id LIMIT 40",
+        ACME,
+    )
+    ids = [r["lead_id"] for r in rows] + [r["lead_id"] for r in rows][:3]  # repeats are fine
+    got = trends(analytics_admin, period="D90", leadIds=[str(i) for i in ids])
+    scored = scorings(analytics_sql).filter(pl.col("lead_id").is_in(ids))
+    assert_matches(got, expected(scored, *window(got), "DAY"))
+    assert sum(p["leadsScored"] for p in got["trends"]) >= 40
+    # an empty list narrows to nothing: zeros, no error
+    empty = trends(analytics_admin, leadIds=[])
+    assert empty["trends"] == []
+    assert empty["insights"]["overallTrend"] == "STABLE"
+    assert empty["insights"]["averageImprovement"] == 0.0
+
+
+@pytest.mark.usefixtures("history")
+def test_user_sees_only_their_leads(
+    analytics_user: Persona, analytics_agent: Persona, analytics_sql: Any
+) -> None:
+    user = analytics_sql("SELECT id FROM app_user WHERE email = 'user@acme.example'")[0]["id"]
+    got = trends(analytics_user, period="D30")
+    scored = scorings(analytics_sql).filter(pl.col("owner_id") == user)
+    assert_matches(got, expected(scored, *window(got), "DAY"))
+    assert got["insights"]["rescorings"] >= 30  # their risen leads
+    # an agent: the leads assigned to them
+    agent_ids = [
+        r["id"]
+        for r in analytics_sql(
+            "SELECT a.id FROM agent a JOIN app_user u ON u.id = a.user_id "
+            "WHERE a.workspace_id = $1 AND u.email = 'agent@acme.example'",
+            ACME,
+        )
+    ]
+    got = trends(analytics_agent, period="D90", groupBy="WEEK")
+    scored = scorings(analytics_sql).filter(pl.col("agent_id").is_in(agent_ids))
+    assert_matches(got, expected(scored, *window(got), "WEEK"))
+
+
+@pytest.mark.usefixtures("history")
+def test_a_new_scoring_shows_up_on_the_next_read(
+    analytics_admin: Persona, analytics_sql: Any
+) -> None:
+    before = trends(analytics_admin, period="D7")
+    today = before["trends"][-1]
+    ids = [
+        r["id"]
+        for r in analytics_sql(
+            "SELECT id FROM lead WHERE workspace_id = $1 ORDER BY id DESC LIMIT 25", ACME
+        )
+    ]
+    # when the admin rescores 25 leads (a job through the mutation)
+    job = analytics_admin.execute(SCORE_LEADS, leadIds=[str(i) for i in ids])["scoreLeads"]
+    assert wait_for(analytics_admin, job["id"])["status"] == "SUCCEEDED"
+    # then the next read counts them: 25 more rescorings today, every number recomputed
+    after = trends(analytics_admin, period="D7")
+    assert after["trends"][-1]["rescorings"] == today["rescorings"] + 25
+    assert_matches(after, expected(scorings(analytics_sql), *window(after), "DAY"))
+
+
+def test_empty_workspace_has_no_trends(analytics_empty: Persona) -> None:
+    for group_by in ("DAY", "WEEK", "MONTH"):
+        got = trends(analytics_empty, period="D90", groupBy=group_by)
+        assert got["trends"] == []
+        assert got["insights"] == {
+            "overallTrend": "STABLE",
+            "averageImprovement": 0.0,
+            "rescorings": 0,
+            "bestPerformingSegment": None,
+            "segments": [],
+            "concerningTrends": [],
+        }
+
+
+@pytest.mark.parametrize(
+    ("variables", "field"),
+    [
+        ({"period": "H24"}, "period"),
+        ({"period": "Y1"}, "period"),
+        ({"groupBy": "HOUR"}, "groupBy"),
+        ({"leadIds": [str(i) for i in range(1, 1002)]}, "leadIds"),
+        ({"leadIds": ["abc"]}, "leadIds"),
+    ],
+)
+def test_bad_arguments(analytics_admin: Persona, variables: dict[str, Any], field: str) -> None:
+    error = analytics_admin.error(TRENDS, **variables)
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert field in error["extensions"]["details"]["fields"]
+
+
+def test_leads_of_another_workspace_or_viewer_are_not_found(
+    analytics_admin: Persona, analytics_user: Persona, analytics_sql: Any
+) -> None:
+    globex = analytics_sql("SELECT id FROM lead WHERE workspace_id <> $1 LIMIT 1", ACME)[0]["id"]
+    error = analytics_admin.error(TRENDS, leadIds=[str(globex)])
+    assert error["extensions"]["code"] == "NOT_FOUND"
+    # a USER asking for an Acme lead they do not own gets the same answer
+    other = analytics_sql(
+        "SELECT l.id FROM lead l JOIN app_user u ON u.email = 'user@acme.example' "
+        "WHERE l.workspace_id = $1 AND l.owner_id IS DISTINCT FROM u.id LIMIT 1",
+        ACME,
+    )[0]["id"]
+    error = analytics_user.error(TRENDS, leadIds=[str(other)])
+    assert error["extensions"]["code"] == "NOT_FOUND"
