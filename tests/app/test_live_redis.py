@@ -134,6 +134,42 @@ def test_a_write_on_one_server_reaches_subscribers_of_another(
         }
 
 
+ANALYTICS = "{ workspace { performance(period: H24) { summary { totalLeads } } } }"
+
+
+def test_cached_analytics_of_another_server_are_fresh_after_a_write(
+    database_url: str, private_redis: PrivateRedis
+) -> None:
+    """Given two servers sharing Redis, when server one writes, then server two's cached
+    analytics answer the new number within a tick (its cache hears the change event)."""
+    with (
+        ServerThread(redis_app(database_url, private_redis.url)) as one,
+        ServerThread(redis_app(database_url, private_redis.url)) as two,
+    ):
+        writer = login(one.url, "admin@acme.example")
+        reader = login(two.url, "admin@acme.example")
+
+        def total() -> int:
+            return int(
+                reader.execute(ANALYTICS)["workspace"]["performance"]["summary"]["totalLeads"]
+            )
+
+        def served_from_cache() -> bool:
+            hits = two.services.cache.stats.hits
+            total()
+            return bool(two.services.cache.stats.hits > hits)
+
+        before = total()
+        # the first read started server two's listener; once it is subscribed, reads hit
+        wait_for(served_from_cache)
+        assert total() == before
+        writer.execute(CREATE)
+        deadline = time.monotonic() + 1.0  # one live tick
+        while total() != before + 1:
+            assert time.monotonic() < deadline, "server two kept a stale number"
+            time.sleep(0.02)
+
+
 def test_losing_redis_closes_live_sockets_1012_and_recovers(
     database_url: str, private_redis: PrivateRedis
 ) -> None:
