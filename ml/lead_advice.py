@@ -6,7 +6,8 @@ from the lead's SHAP factors (ml/explain.py) and its activity. Pure functions.
   activity (engagement against the window before, ENGAGEMENT_STEP either way; no activity for
   QUIET_DAYS).
 - Recommendations are the ADVICE registry: each rule that holds for the lead gives one, HIGH
-  before MEDIUM before LOW (registry order within a priority), at most MAX_RECOMMENDATIONS.
+  before MEDIUM before LOW (registry order within a priority), at most MAX_RECOMMENDATIONS;
+  when none holds, the stage's NEXT_STEP (so every open lead has at least one).
 """
 
 from __future__ import annotations
@@ -279,10 +280,29 @@ ADVICE: tuple[AdviceRule, ...] = (
 )
 _RANK = {Impact.HIGH: 0, Impact.MEDIUM: 1, Impact.LOW: 2}
 
+# when no rule holds, the stage's usual next step: every open lead gets one recommendation
+NEXT_STEP: dict[str, str] = {
+    "NEW": "Make the first contact",
+    "CONTACTED": "Qualify budget, timeline and financing",
+    "QUALIFIED": "Propose listings that match and offer a showing",
+    "SHOWING": "Ask for feedback on the showing and discuss an offer",
+    "OFFER": "Follow up on the open offer",
+}
+
+
+def _next_step(facts: LeadFacts) -> Recommendation:
+    stage = str(facts.lead.stage)
+    return Recommendation(
+        RecommendationType.FOLLOW_UP,
+        NEXT_STEP.get(stage, "Follow up"),
+        Impact.LOW,
+        f"The next step for a lead at {stage}; no other rule applies",
+    )
+
 
 def recommendations(facts: LeadFacts) -> tuple[Recommendation, ...]:
     found = [
         Recommendation(rule.type, *rule.build(facts)) for rule in ADVICE if rule.applies(facts)
-    ]
+    ] or [_next_step(facts)]
     found.sort(key=lambda r: _RANK[r.priority])  # stable: registry order within a priority
     return tuple(found[:MAX_RECOMMENDATIONS])

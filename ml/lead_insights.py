@@ -1,6 +1,6 @@
 """Lead insights (seed 000 "Get Lead Insights Overview"): the summary of the period's leads and,
 per lead of the page, its score, priority, sentences and recommendations (ml/lead_advice.py)
-and trends. The rules of the period, priorities and filters are in models/lead_insights.py.
+and trends. The rules of the period, priorities and filters are in models/lead_insights/.
 
 Trends: scoreChange = current score - the last stored score before the window (else the first
 one inside it); engagementChange = (events in the window - events in the window before) /
@@ -28,9 +28,16 @@ from ml.lead_advice import (
     factor_sentences,
     recommendations,
 )
-from models import lead_insights as rules
 from models.db import Database
-from models.lead_insights import Cuts, LeadInsightFilter, LeadInsightSort, LeadPriority
+from models.lead_insights import (
+    Cuts,
+    LeadInsightFilter,
+    LeadInsightSort,
+    LeadPriority,
+    check_limit,
+    priority_of,
+    queries,
+)
 from models.leads import Lead
 from models.ml_models import MlModel
 from models.periods import Window, rate, window
@@ -168,7 +175,7 @@ def lead_insight(
     quiet_days = max(0, (now - last).days)
     facts = LeadFacts(
         lead=lead,
-        priority=rules.priority_of(points),
+        priority=priority_of(points),
         probability=probability,
         trends=trends,
         quiet_days=quiet_days,
@@ -200,7 +207,7 @@ async def lead_insights(
     now: datetime | None = None,
 ) -> LeadInsightsReport:
     """The lead insights of the viewer's leads over `period` (a models.periods.PERIODS name)."""
-    rules.check_limit(limit)
+    check_limit(limit)
     w = window(period, now)
     applied = tuple(dict.fromkeys(filters))
 
@@ -210,16 +217,16 @@ async def lead_insights(
             return await query(session, *args, **kwargs)
 
     totals, counts, page = await asyncio.gather(
-        read(rules.period_totals, scope, w),
-        read(rules.open_counts, scope, w, w.end),
-        read(rules.insight_page, scope, w, w.end, filters=applied, sort=sort, limit=limit),
+        read(queries.period_totals, scope, w),
+        read(queries.open_counts, scope, w, w.end),
+        read(queries.insight_page, scope, w, w.end, filters=applied, sort=sort, limit=limit),
     )
     ids = [lead.id for lead, _ in page if lead.id is not None]
     scored = [lead for lead, _ in page if lead.score is not None]
     explanations, history, engagement = await asyncio.gather(
         explain_page(db, scope.workspace_id, scored),
-        read(rules.score_history, scope.workspace_id, ids, w),
-        read(rules.engagement_counts, scope.workspace_id, ids, w),
+        read(queries.score_history, scope.workspace_id, ids, w),
+        read(queries.engagement_counts, scope.workspace_id, ids, w),
     )
     insights = []
     for lead, points in page:

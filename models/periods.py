@@ -1,10 +1,14 @@
 """Time windows of the analytics fields: the contract's Period names, windows ending now and
-the one before them, and the division every rate uses (0 for nothing, never NaN)."""
+the one before them, UTC buckets (date_trunc in Python and SQL), the division every rate uses
+(0 for nothing, never NaN) and the high-value score rule the fields share."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
 
 from models.db import utcnow
 from models.errors import BadUserInput
@@ -21,6 +25,9 @@ PERIODS: dict[str, timedelta] = {
 
 # Granularity names -> Postgres date_trunc unit
 TRUNC_UNITS: dict[str, str] = {"HOUR": "hour", "DAY": "day", "WEEK": "week", "MONTH": "month"}
+
+# a lead scoring at least this is high value (sales performance; scoring trends' "excellent")
+HIGH_VALUE_SCORE = 80
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,3 +67,46 @@ def window(period: str, now: datetime | None = None) -> Window:
 def rate(part: float, whole: float) -> float:
     """part / whole, 0.0 when there is nothing to divide by."""
     return part / whole if whole else 0.0
+
+
+# ---- UTC buckets: hour, day, week (Monday) or month, as Postgres date_trunc(unit, at, 'UTC') --
+
+
+def trunc(at: datetime, unit: str) -> datetime:
+    """Start of the UTC hour / day / week (Monday, like Postgres) / month holding `at`."""
+    at = at.astimezone(UTC)
+    if unit == "hour":
+        return at.replace(minute=0, second=0, microsecond=0)
+    day = at.replace(hour=0, minute=0, second=0, microsecond=0)
+    if unit == "day":
+        return day
+    if unit == "week":
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1)
+
+
+def next_bucket(bucket: datetime, unit: str) -> datetime:
+    """Start of the bucket after the one starting at `bucket`."""
+    if unit == "hour":
+        return bucket + timedelta(hours=1)
+    if unit == "day":
+        return bucket + timedelta(days=1)
+    if unit == "week":
+        return bucket + timedelta(days=7)
+    return (bucket + timedelta(days=32)).replace(day=1)
+
+
+def bucket_starts(span: Window, unit: str) -> list[datetime]:
+    """Every bucket touching [start, end), oldest first."""
+    out: list[datetime] = []
+    at = trunc(span.start, unit)
+    while at < span.end:
+        out.append(at)
+        at = next_bucket(at, unit)
+    return out
+
+
+def trunc_sql(unit: str, column: Any) -> Any:
+    """date_trunc(unit, column, 'UTC') with the unit and zone as literals: the expression must
+    render the same in SELECT and GROUP BY (bind parameters would differ)."""
+    return sa.func.date_trunc(sa.literal_column(f"'{unit}'"), column, sa.literal_column("'UTC'"))

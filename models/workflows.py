@@ -1,6 +1,6 @@
 """Automated workflows (follow-up, enrichment, notification, nurture), their runs, and the
 per-day rollups of finished runs (migration 0015); the analytics over them live in
-models/workflow_performance.py."""
+models/workflow_performance/."""
 
 from __future__ import annotations
 

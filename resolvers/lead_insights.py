@@ -11,9 +11,14 @@ import strawberry
 from ml import lead_insights
 from ml.lead_advice import RecommendationType
 from ml.lead_insights import LeadInsightsReport
-from models import lead_insights as rules
 from models.db import utcnow
-from models.lead_insights import LeadInsightFilter, LeadInsightSort, LeadPriority
+from models.lead_insights import (
+    RULES,
+    LeadInsightFilter,
+    LeadInsightSort,
+    LeadPriority,
+    check_limit,
+)
 from models.scope import Scope
 from resolvers.context import Context, Info
 from resolvers.enums import Period
@@ -27,7 +32,7 @@ strawberry.enum(
 )
 # one description per value, from the rules themselves
 for _value in LeadInsightFilter.__strawberry_definition__.values:  # type: ignore[attr-defined]
-    _value.description = rules.RULES[LeadInsightFilter(_value.value)].description
+    _value.description = RULES[LeadInsightFilter(_value.value)].description
 strawberry.enum(
     LeadInsightSort,
     description="SCORE: highest current score first; CREATED_AT: newest first; PRIORITY: "
@@ -220,7 +225,7 @@ async def lead_insights_field(
     limit: int,
     sort: LeadInsightSort,
 ) -> LeadInsights:
-    rules.check_limit(limit)
+    check_limit(limit)
     chosen = tuple(dict.fromkeys(filters or ()))
 
     async def compute() -> LeadInsightsReport:

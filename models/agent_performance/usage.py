@@ -4,13 +4,14 @@ the hourly and daily rollups."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from models import periods
 from models.agent_performance.numbers import BUSIEST_DAYS, MAX_USAGE_BUCKETS, PEAK_HOURS
 from models.agent_performance.tables import (
     HOUR_COLUMNS,
@@ -44,27 +45,8 @@ class AgentUsage:
     busiest_days: list[str]
 
 
-def bucket_start(at: datetime, granularity: str) -> datetime:
-    """Python's date_trunc in UTC (weeks start on Monday, like Postgres)."""
-    at = at.astimezone(UTC)
-    if granularity == "HOUR":
-        return at.replace(minute=0, second=0, microsecond=0)
-    day = at.replace(hour=0, minute=0, second=0, microsecond=0)
-    if granularity == "DAY":
-        return day
-    if granularity == "WEEK":
-        return day - timedelta(days=day.weekday())
-    return day.replace(day=1)
-
-
 def next_bucket(at: datetime, granularity: str) -> datetime:
-    if granularity == "HOUR":
-        return at + timedelta(hours=1)
-    if granularity == "DAY":
-        return at + timedelta(days=1)
-    if granularity == "WEEK":
-        return at + timedelta(weeks=1)
-    return (at + timedelta(days=32)).replace(day=1)
+    return periods.next_bucket(at, TRUNC_UNITS[granularity])
 
 
 def bucket_starts(window: Window, granularity: str) -> list[datetime]:
@@ -75,11 +57,7 @@ def bucket_starts(window: Window, granularity: str) -> list[datetime]:
     unit = {"HOUR": 3600, "DAY": 86_400, "WEEK": 7 * 86_400, "MONTH": 28 * 86_400}[granularity]
     if window.length.total_seconds() / unit > MAX_USAGE_BUCKETS + 1:
         raise _too_many(granularity)
-    out: list[datetime] = []
-    at = bucket_start(window.start, granularity)
-    while at < window.end:
-        out.append(at)
-        at = next_bucket(at, granularity)
+    out = periods.bucket_starts(window, TRUNC_UNITS[granularity])
     if len(out) > MAX_USAGE_BUCKETS:
         raise _too_many(granularity)
     return out
@@ -97,10 +75,7 @@ def _usage_query(scope: Scope, span: Window, granularity: str, kind: AgentKind) 
     from the hourly rollup: AI agents' AI executions, human agents' interactions."""
     u = AgentUsageHour
     utc: Any = sa.literal_column("'UTC'")
-    # literal units: the same expression must appear in SELECT and GROUP BY, binds would differ
-    bucket = sa.func.date_trunc(
-        sa.literal_column(f"'{TRUNC_UNITS[granularity]}'"), col(u.hour), utc
-    )
+    bucket = periods.trunc_sql(TRUNC_UNITS[granularity], col(u.hour))
     local = sa.func.timezone(utc, col(u.hour))
     hour = sa.cast(sa.extract("hour", local), sa.Integer)
     dow = sa.cast(sa.extract("isodow", local), sa.Integer)

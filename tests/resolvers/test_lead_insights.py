@@ -434,6 +434,25 @@ def test_the_advice_registry(lead: dict[str, Any], priority: str, expected: list
     assert ranks == sorted(ranks) and len(found) <= 3
 
 
+def test_a_lead_no_rule_fits_gets_its_stage_next_step() -> None:
+    """Given a MEDIUM lead at SHOWING with an agent, no budget and steady engagement (no rule
+    holds), its one recommendation is the stage's next step."""
+    from ml.lead_advice import NEXT_STEP, LeadFacts, LeadTrends, recommendations
+    from models.lead_insights import LeadPriority
+    from models.leads import Lead
+
+    now = datetime(2026, 1, 31, tzinfo=UTC)
+    row = Lead(workspace_id=1, id=1, name="A", source="REFERRAL", stage="SHOWING", agent_id=7)
+    row.created_at, row.last_activity_at = now - timedelta(days=20), now - timedelta(days=1)
+    steady = LeadTrends(0, 3, 3, 0.0, row.last_activity_at)
+    [only] = recommendations(LeadFacts(row, LeadPriority.MEDIUM, 0.3, steady, 1, 480.0, None))
+    assert (only.type.value, only.action, only.priority.value) == (
+        "FOLLOW_UP",
+        NEXT_STEP["SHOWING"],
+        "LOW",
+    )
+
+
 # ---- arguments, tenancy, empty data --------------------------------------------------------------
 
 

@@ -1,7 +1,7 @@
 """lead_insights: two covering indexes on lead by last activity, for `Workspace.leadInsights`
 
 The period's leads of lead insights are those whose `coalesce(last_activity_at, created_at)`
-falls in the window (models/lead_insights.py). `ix_lead_activity` serves the summary over all
+falls in the window (models/lead_insights/rules.py). `ix_lead_activity` serves the summary over all
 of them with an index-only scan (stage and score included); the partial `ix_lead_open` holds
 the open leads only (about 12% of them on the large seed) with every column the score
 quartiles, the filter rules, the priorities and the sorted page read. Measured on the large

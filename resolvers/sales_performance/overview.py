@@ -1,23 +1,19 @@
-"""The performance overview: its types, `Workspace.performance` (delegated to from
-workspaces.py), the `performanceUpdated` subscription's pieces and `updatePerformanceThresholds`.
-The rules behind each number are in models/sales_performance.py."""
+"""The types of `Workspace.performance` and their mappers from models.sales_performance."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Any, Self
+from typing import Self
 
 import strawberry
-from strawberry.types.unset import UNSET
 
 from models import sales_performance as perf
 from models.db import utcnow
-from models.periods import check_period, rate
-from models.scope import Scope
+from models.periods import rate
 from resolvers.agents import Agent
-from resolvers.context import Context, Info
 from resolvers.enums import Period
+from resolvers.sales_performance.thresholds import PerformanceThresholds
 
 
 @strawberry.type(description="Leads created in the window and what became of them")
@@ -156,29 +152,6 @@ class PerformanceAlert:
         )
 
 
-@strawberry.type(description="The workspace's alert thresholds (defaults until updated); null: off")
-class PerformanceThresholds:
-    min_conversion_rate: float | None = strawberry.field(description="Default 0.05")
-    max_response_time_hours: float | None = strawberry.field(description="Default 3")
-    min_average_lead_score: float | None = strawberry.field(description="Default off")
-    min_email_open_rate: float | None = strawberry.field(description="Default 0.2")
-    min_lead_growth: float | None = strawberry.field(description="Default -0.2")
-    max_change: float = strawberry.field(description="Default 0.15")
-    updated_at: datetime | None
-
-    @classmethod
-    def from_row(cls, row: perf.PerformanceThreshold) -> Self:
-        return cls(
-            min_conversion_rate=row.min_conversion_rate,
-            max_response_time_hours=row.max_response_time_hours,
-            min_average_lead_score=row.min_average_lead_score,
-            min_email_open_rate=row.min_email_open_rate,
-            min_lead_growth=row.min_lead_growth,
-            max_change=row.max_change,
-            updated_at=row.updated_at if row.updated_by is not None else None,
-        )
-
-
 @strawberry.type(description="Sales performance of the viewer's leads (seed 000 overview)")
 class Performance:
     period: Period
@@ -225,7 +198,7 @@ class Performance:
                 ],
                 by_agent=[
                     AgentConversion(
-                        agent=Agent.from_row(a.agent),
+                        agent=Agent.from_row(a.key),
                         count=a.leads,
                         converted=a.converted,
                         rate=a.rate,
@@ -251,85 +224,3 @@ class Performance:
             thresholds=PerformanceThresholds.from_row(p.thresholds),
             generated_at=utcnow(),
         )
-
-
-def check_performance_period(period: Period) -> None:
-    check_period(period.value, perf.PERFORMANCE_PERIODS)
-
-
-async def performance_report(context: Context, scope: Scope, period: Period) -> perf.Performance:
-    return await perf.sales_performance(context.db, scope, period.value)
-
-
-def performance_fingerprint(p: perf.Performance) -> object:
-    """What a subscriber is sent again for: the numbers, not the clock."""
-    t = p.thresholds
-    return (
-        p.current,
-        p.previous,
-        p.daily,
-        p.weekly,
-        p.monthly,
-        p.by_source,
-        [(a.agent.id, a.agent.name, a.leads, a.converted) for a in p.by_agent],
-        p.trend,
-        p.alerts,
-        tuple(getattr(t, s.column) for s in perf.THRESHOLD_SETTINGS.values()),
-    )
-
-
-# ---- Workspace field (delegated to from resolvers/workspaces.py) ------------------------------
-
-
-async def performance_field(info: Info, scope: Scope, period: Period) -> Performance:
-    check_performance_period(period)
-    report = await info.context.cached(
-        scope,
-        ("performance", period.value),
-        lambda: performance_report(info.context, scope, period),
-    )
-    return Performance.from_model(report)
-
-
-# ---- thresholds --------------------------------------------------------------------------------
-
-
-@strawberry.input(description="Only the given thresholds change; null switches one off")
-class PerformanceThresholdsInput:
-    min_conversion_rate: float | None = strawberry.field(default=UNSET, description="0..10")
-    max_response_time_hours: float | None = strawberry.field(default=UNSET, description="0..8760")
-    min_average_lead_score: float | None = strawberry.field(default=UNSET, description="0..100")
-    min_email_open_rate: float | None = strawberry.field(default=UNSET, description="0..10")
-    min_lead_growth: float | None = strawberry.field(default=UNSET, description="-1..100")
-    max_change: float | None = strawberry.field(default=UNSET, description="0.01..10; not null")
-
-
-def _changes(input: PerformanceThresholdsInput) -> dict[str, Any]:
-    given = {
-        "minConversionRate": input.min_conversion_rate,
-        "maxResponseTimeHours": input.max_response_time_hours,
-        "minAverageLeadScore": input.min_average_lead_score,
-        "minEmailOpenRate": input.min_email_open_rate,
-        "minLeadGrowth": input.min_lead_growth,
-        "maxChange": input.max_change,
-    }
-    return {path: value for path, value in given.items() if value is not UNSET}
-
-
-@strawberry.type
-class PerformanceMutations:
-    @strawberry.mutation(
-        description="Change the performance overview's alert thresholds (validated); ADMIN "
-        "only; audited"
-    )
-    async def update_performance_thresholds(
-        self,
-        info: Info,
-        input: PerformanceThresholdsInput,
-        workspace_id: strawberry.ID | None = None,
-    ) -> PerformanceThresholds:
-        scope = await info.context.scope(workspace_id)
-        async with info.context.db.transaction() as session:
-            row = await perf.update_thresholds(session, scope, _changes(input))
-        await info.context.publish(scope.workspace_id, "performance_config", [scope.workspace_id])
-        return PerformanceThresholds.from_row(row)
