@@ -1,5 +1,5 @@
 """Lead scoring trends: the types and the resolver behind `Workspace.scoringTrends` (rules in
-models/scoring_trends.py)."""
+models/scoring_trends/)."""
 
 from __future__ import annotations
 

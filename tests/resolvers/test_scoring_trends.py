@@ -469,3 +469,93 @@ def test_leads_of_another_workspace_or_viewer_are_not_found(
     )[0]["id"]
     error = analytics_user.error(TRENDS, leadIds=[str(other)])
     assert error["extensions"]["code"] == "NOT_FOUND"
+
+
+def rollup_days(sql: Any) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The stored daily rollups of Acme: per-day totals, and each day's top rises."""
+    cells = sql(
+        "SELECT bucket, sum(leads) AS leads, sum(score_sum) AS score_sum, "
+        "sum(rescorings) AS rescorings, sum(change_sum) AS change_sum FROM score_trend "
+        "WHERE workspace_id = $1 AND unit = 'day' GROUP BY 1 HAVING sum(leads) > 0 ORDER BY 1",
+        ACME,
+    )
+    top = sql(
+        "SELECT day, lead_id, change, value, before FROM score_trend_top WHERE workspace_id = $1 "
+        "ORDER BY day, change DESC, lead_id",
+        ACME,
+    )
+    return [tuple(r.values()) for r in cells], [tuple(r.values()) for r in top]
+
+
+def recomputed_days(scored: pl.DataFrame) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    df = scored.with_columns(
+        day=pl.col("scored_at").dt.truncate("1d"), change=pl.col("value") - pl.col("prev")
+    ).with_columns(
+        latest=pl.col("next_at").is_null() | (pl.col("next_at").dt.truncate("1d") != pl.col("day"))
+    )
+    latest = (
+        df.filter("latest").group_by("day").agg(leads=pl.len(), score_sum=pl.col("value").sum())
+    )
+    changes = (
+        df.filter(pl.col("change").is_not_null())
+        .group_by("day")
+        .agg(rescorings=pl.len(), change_sum=pl.col("change").sum())
+    )
+    cells = (
+        latest.join(changes, on="day", how="left")
+        .with_columns(pl.col("rescorings", "change_sum").fill_null(0))
+        .sort("day")
+    )
+    best = (
+        df.filter(pl.col("change") >= MIN_IMPROVEMENT)
+        .sort(["day", "lead_id", "change", "scored_at"], descending=[False, False, True, True])
+        .unique(["day", "lead_id"], keep="first", maintain_order=True)
+        .sort(["day", "change", "lead_id"], descending=[False, True, False])
+    )
+    top = best.group_by("day", maintain_order=True).head(TOP)
+    return (
+        [
+            (r["day"], r["leads"], r["score_sum"], r["rescorings"], r["change_sum"])
+            for r in cells.iter_rows(named=True)
+        ],
+        [
+            (r["day"], r["lead_id"], r["change"], r["value"], r["prev"])
+            for r in top.iter_rows(named=True)
+        ],
+    )
+
+
+@pytest.mark.usefixtures("history")
+def test_rollups_stay_exact_after_back_dated_and_repeated_scorings(analytics_sql: Any) -> None:
+    # given a day's biggest rise, a scoring back-dated between its two scorings takes it away
+    top = analytics_sql(
+        "SELECT lead_id, value, before_at + (scored_at - before_at) / 2 AS between_at "
+        "FROM score_trend_top WHERE workspace_id = $1 ORDER BY change DESC, lead_id LIMIT 1",
+        ACME,
+    )[0]
+    analytics_sql(
+        "INSERT INTO lead_score (workspace_id, lead_id, model_id, model_version, value, "
+        "probability, scored_at) VALUES ($1, $2, NULL, 'v-late', $3, 0.5, $4)",
+        ACME,
+        top["lead_id"],
+        top["value"],
+        top["between_at"],
+    )
+    # and a lead is scored twice in one statement now (an online flush), rising 30 points
+    lead = analytics_sql(
+        "SELECT id FROM lead WHERE workspace_id = $1 AND id <> $2 ORDER BY id LIMIT 1",
+        ACME,
+        top["lead_id"],
+    )[0]["id"]
+    analytics_sql(
+        "INSERT INTO lead_score (workspace_id, lead_id, model_id, model_version, value, "
+        "probability, scored_at) SELECT $1, $2, NULL, 'v-now', v, 0.5, now() - d "
+        "FROM (VALUES (5, interval '2 seconds'), (35, interval '1 second')) AS t(v, d)",
+        ACME,
+        lead,
+    )
+    # then the daily rollups equal a recomputation from the raw history
+    cells, rises = rollup_days(analytics_sql)
+    want_cells, want_rises = recomputed_days(scorings(analytics_sql))
+    assert cells == want_cells
+    assert rises == want_rises

@@ -4,14 +4,21 @@ biggest rises (`score_trend_top`), kept by a statement trigger on lead_score
 Scoring trends read, per day / week / month bucket, each lead's latest score in the bucket and
 each rescoring's change (its score minus the lead's score just before). On the large seed one
 full rescoring is 700k history rows and the per-lead work over a period took 2 s, so
-whole-workspace reads sum these rollups instead (models/scoring_trends.py has the rules).
+whole-workspace reads sum these rollups instead (models/scoring_trends/ has the rules).
 
-The trigger's common case, a scoring newer than every earlier one of its lead and its lead's
-only row in the statement (batch jobs, online scores), costs one index probe per row: the
-lead's previous scoring. Back-dated scorings, or several of one lead in one statement,
-recompute those leads' buckets from their history, and the biggest rises of the days they
-touch from that day's scorings. Measured: about 12-15 us per inserted row on this 2-core machine
-(a third of it is the transition table itself), i.e. several seconds on a 700k-lead rescoring.
+One statement trigger (transition table `new_rows`) keeps both. Its common case, a scoring
+newer than every earlier one of its lead and its lead's only row in the statement (batch jobs,
+online scores), is set-based: each new row's previous scoring by one index probe
+(ix_lead_score_lead), the leads' segments by one range read of `lead` when the rows are a run
+of one workspace's leads (a batch chunk) or one probe each otherwise, then one aggregate and
+one upsert per rollup per statement. Back-dated scorings, or several of one lead in one
+statement, recompute those leads' buckets from their history and add their new rises to the
+days' top; only a day where one of them holds a place with a rise a back-dated scoring may have
+lowered is recomputed from all of that day's scorings (a scan: no index on scored_at).
+Measured on the large bench, `python bench/ml_score.py` (1M rescorings, 50k-row COPY chunks,
+two writers, a shared 2-core box): 19.0 s without the trigger, 27.7 s with it (its own time
+10.3 s summed over the 20 statements), 31.2 s with this revision's first trigger (14.1 s).
+Most of what is left is the previous-score probe (an index descent and a heap fetch per row).
 `lead_score` is append-only (nothing deletes from it but a workspace's deletion, which
 cascades here): a manual delete needs `SELECT score_trend_rebuild(<workspace id>)`.
 
@@ -151,6 +158,36 @@ _AFFECTED_DAYS = """
     WHERE h.scored_at >= a.first_at
 """
 
+# after _AFFECTED: the slow path's leads' rises since their first new scoring (each lead's
+# biggest of a day) added to the days' top, except on `stale` days, where one of the leads
+# holds a place with a rise since then; `touched`: every day of those rises
+_SLOW_RISES = f"""
+    scorings AS ({_SCORINGS.format(rows="SELECT * FROM hist")}),
+    rises AS (
+        SELECT DISTINCT ON (c.workspace_id, date_trunc('day', c.scored_at, 'UTC'), c.lead_id)
+               c.workspace_id, date_trunc('day', c.scored_at, 'UTC') AS day, c.lead_id,
+               c.value - c.prev AS change, c.value, c.prev AS before, c.scored_at,
+               c.prev_at AS before_at
+        FROM scorings c JOIN a ON a.workspace_id = c.workspace_id AND a.lead_id = c.lead_id
+        WHERE c.scored_at >= a.first_at AND c.value - c.prev >= {MIN_IMPROVEMENT}
+        ORDER BY c.workspace_id, date_trunc('day', c.scored_at, 'UTC'), c.lead_id,
+                 c.value - c.prev DESC, c.scored_at DESC
+    ),
+    touched AS ({_AFFECTED_DAYS}),
+    stale AS (
+        SELECT DISTINCT t.workspace_id, t.day FROM score_trend_top t
+        JOIN a ON a.workspace_id = t.workspace_id AND a.lead_id = t.lead_id
+        WHERE t.scored_at >= a.first_at
+    ),
+    added AS (
+        INSERT INTO score_trend_top AS t ({_TOP_COLUMNS})
+        SELECT r.* FROM rises r
+        WHERE NOT EXISTS (SELECT 1 FROM stale s
+                          WHERE s.workspace_id = r.workspace_id AND s.day = r.day)
+        {_ADD_TOP}
+    )
+"""
+
 # the fast path's rows summed per scoring time, segment and whether the lead's previous scoring
 # is in the same bucket (batch jobs date all their rows alike: a few groups per statement)
 _FRESH_GROUPS = """
@@ -169,7 +206,7 @@ _FRESH_GROUPS = """
            count(*) FILTER (WHERE f.pv >= 60 AND f.pv < 80) AS pv_good,
            count(*) FILTER (WHERE f.pv >= 40 AND f.pv < 60) AS pv_moderate,
            count(*) FILTER (WHERE f.pv < 40) AS pv_low
-    FROM fresh f JOIN times t ON t.scored_at = f.scored_at
+    FROM fresh f JOIN times t ON t.workspace_id = f.workspace_id AND t.scored_at = f.scored_at
     GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
 """
 # per unit: new rows count in their bucket; a previous scoring in the same bucket leaves it
@@ -196,38 +233,28 @@ _FRESH_TREND = f"""
     ORDER BY 1, 2, 3, 4, 5
 """
 
-_FUNCTION = f"""
-CREATE FUNCTION score_trend_apply() RETURNS trigger LANGUAGE plpgsql
-SET jit = off SET work_mem = '64MB' AS $$
-DECLARE
-    slow bigint[];
-BEGIN
-    -- appends: each new row is its lead's newest scoring and the lead's only new row; the
-    -- lead's newest other scoring is then its previous one
+# the appends of a statement (see _FUNCTION), {leads}: how each new row `r` finds its lead `l`
+_APPEND = f"""
     WITH probed AS MATERIALIZED (
         SELECT r.workspace_id, r.lead_id, r.id, r.value, r.scored_at, p.value AS pv,
                p.scored_at AS pat, l.source, l.property_type,
-               p.id IS NULL
-                   OR ((p.scored_at, p.id) < (r.scored_at, r.id)
-                       AND p.id NOT IN (SELECT id FROM new_rows)) AS fast
+               p.id IS NULL OR ((p.scored_at, p.id) < (r.scored_at, r.id) AND p.id < first_id)
+                   AS fast
         FROM new_rows r
-        JOIN LATERAL (
-            SELECT l.source, coalesce(l.property_type, 'UNSPECIFIED') AS property_type
-            FROM lead l WHERE l.workspace_id = r.workspace_id AND l.id = r.lead_id LIMIT 1
-        ) l ON true
+        {{leads}}
         LEFT JOIN LATERAL (
             SELECT s.value, s.scored_at, s.id FROM lead_score s
             WHERE s.workspace_id = r.workspace_id AND s.lead_id = r.lead_id AND s.id <> r.id
             ORDER BY s.scored_at DESC, s.id DESC LIMIT 1
         ) p ON true
     ),
-    fresh AS MATERIALIZED (SELECT * FROM probed WHERE fast),
+    fresh AS NOT MATERIALIZED (SELECT * FROM probed WHERE fast),
     -- the buckets of each scoring time (a batch job dates all its rows alike)
     times AS MATERIALIZED (
-        SELECT scored_at, date_trunc('day', scored_at, 'UTC') AS day,
+        SELECT workspace_id, scored_at, date_trunc('day', scored_at, 'UTC') AS day,
                date_trunc('week', scored_at, 'UTC') AS week,
                date_trunc('month', scored_at, 'UTC') AS month
-        FROM (SELECT DISTINCT scored_at FROM fresh) d
+        FROM (SELECT DISTINCT workspace_id, scored_at FROM probed) d
     ),
     trend AS (
         INSERT INTO score_trend AS t ({_TREND_COLUMNS})
@@ -242,20 +269,74 @@ BEGIN
                    f.pv AS before, f.scored_at, f.pat AS before_at,
                    row_number() OVER (PARTITION BY f.workspace_id, t.day
                                       ORDER BY f.value - f.pv DESC, f.lead_id) AS rank
-            FROM fresh f JOIN times t ON t.scored_at = f.scored_at
+            FROM fresh f JOIN times t ON t.workspace_id = f.workspace_id
+                                     AND t.scored_at = f.scored_at
             WHERE f.value - f.pv >= {MIN_IMPROVEMENT}
         ) c
         WHERE rank <= {TOP}
         {_ADD_TOP}
+        RETURNING t.workspace_id, t.day
     )
-    SELECT array_agg(id) FILTER (WHERE NOT fast) INTO slow FROM probed;
+    SELECT (SELECT array_agg(id) FROM probed WHERE NOT fast),
+           (SELECT array_agg(DISTINCT workspace_id) FROM risen),
+           (SELECT array_agg(DISTINCT day) FROM risen)
+    INTO slow, top_workspaces, top_days
+"""
+_SEGMENT = "l.source, coalesce(l.property_type, 'UNSPECIFIED') AS property_type"
+# a run of one workspace's leads (a batch job's chunk): their lead rows in one range read
+_RUN_OF_LEADS = f"""
+        JOIN (SELECT l.id, {_SEGMENT} FROM lead l
+              WHERE l.workspace_id = run_workspace AND l.id BETWEEN first_lead AND last_lead
+        ) l ON l.id = r.lead_id
+"""
+# scattered leads (online scores, a few rows): one index probe each
+_SOME_LEADS = f"""
+        JOIN LATERAL (
+            SELECT {_SEGMENT} FROM lead l
+            WHERE l.workspace_id = r.workspace_id AND l.id = r.lead_id
+        ) l ON true
+"""
 
-    {
-    _PRUNE_TOP.format(
-        days="SELECT DISTINCT workspace_id, date_trunc('day', scored_at, 'UTC') FROM new_rows"
-    )
-};
+_FUNCTION = f"""
+CREATE FUNCTION score_trend_apply() RETURNS trigger LANGUAGE plpgsql
+SET jit = off SET work_mem = '64MB' AS $$
+DECLARE
+    rows bigint;
+    first_id bigint;
+    run_workspace int;
+    first_lead bigint;
+    last_lead bigint;
+    slow bigint[];
+    top_workspaces int[];
+    top_days timestamptz[];
+    touched_workspaces int[];
+    touched_days timestamptz[];
+    stale_workspaces int[];
+    stale_days timestamptz[];
+    sort_was text := current_setting('enable_sort');
+BEGIN
+    SELECT count(*), min(id), min(lead_id), max(lead_id),
+           CASE WHEN min(workspace_id) = max(workspace_id) THEN min(workspace_id) END
+    INTO rows, first_id, first_lead, last_lead, run_workspace
+    FROM new_rows;
+    -- appends: a new row that is its lead's newest scoring and the lead's only new row. The
+    -- lead's newest other scoring is then its previous one, a row of an earlier statement:
+    -- its id is below every new id (identity order; a row of a concurrent writer that breaks
+    -- it only sends the lead down the slow path, which is right for any row). The planner
+    -- expects few rows where each probe finds one: it groups them by hashing, not sorting
+    -- (planned once, with this setting)
+    PERFORM set_config('enable_sort', 'off', true);
+    IF run_workspace IS NOT NULL AND last_lead - first_lead < 4 * rows THEN
+        {_APPEND.format(leads=_RUN_OF_LEADS)};
+    ELSE
+        {_APPEND.format(leads=_SOME_LEADS)};
+    END IF;
+    PERFORM set_config('enable_sort', sort_was, true);
 
+    -- the days given new rises keep their TOP biggest
+    IF top_days IS NOT NULL THEN
+        {_PRUNE_TOP.format(days="SELECT w, d FROM unnest(top_workspaces) w, unnest(top_days) d")};
+    END IF;
     IF slow IS NULL THEN
         RETURN NULL;
     END IF;
@@ -271,16 +352,28 @@ BEGIN
 }
     {_ADD_TREND};
 
-    -- and the biggest rises of every day they touch, from all of the day's scorings
-    CREATE TEMP TABLE score_trend_days ON COMMIT DROP AS
-    {_AFFECTED}
-    {_AFFECTED_DAYS};
-    DELETE FROM score_trend_top t USING score_trend_days d
-    WHERE t.workspace_id = d.workspace_id AND t.day = d.day;
-    INSERT INTO score_trend_top AS t ({_TOP_COLUMNS})
-    {_DAY_RISES.format(days="SELECT * FROM score_trend_days")};
-    {_PRUNE_TOP.format(days="SELECT * FROM score_trend_days")};
-    DROP TABLE score_trend_days;
+    -- and the biggest rises of the days they touch. The stored rises of other leads hold; so do
+    -- the leads' own before their first new scoring: their new and changed rises join the days'
+    -- top (exact, as for appends) unless one of the leads holds a place there with a rise that
+    -- may have changed (a back-dated scoring before it): those days are recomputed from all of
+    -- their scorings (no index on scored_at: a scan)
+    {_AFFECTED},
+    {_SLOW_RISES}
+    SELECT (SELECT array_agg(workspace_id ORDER BY workspace_id, day) FROM touched),
+           (SELECT array_agg(day ORDER BY workspace_id, day) FROM touched),
+           (SELECT array_agg(workspace_id ORDER BY workspace_id, day) FROM stale),
+           (SELECT array_agg(day ORDER BY workspace_id, day) FROM stale)
+    INTO touched_workspaces, touched_days, stale_workspaces, stale_days;
+    IF stale_days IS NOT NULL THEN
+        DELETE FROM score_trend_top t
+        USING unnest(stale_workspaces, stale_days) AS d(workspace_id, day)
+        WHERE t.workspace_id = d.workspace_id AND t.day = d.day;
+        INSERT INTO score_trend_top AS t ({_TOP_COLUMNS})
+        {_DAY_RISES.format(days="SELECT * FROM unnest(stale_workspaces, stale_days)")};
+    END IF;
+    IF touched_days IS NOT NULL THEN
+        {_PRUNE_TOP.format(days="SELECT * FROM unnest(touched_workspaces, touched_days)")};
+    END IF;
     RETURN NULL;
 END
 $$
