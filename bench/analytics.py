@@ -21,12 +21,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
-import time
 from typing import Any
 
 import httpx
 import uvicorn
+from benchkit import Timed, free_port, percentile
 
 from app.main import create_app
 from app.settings import Settings
@@ -68,33 +67,6 @@ QUERIES: dict[str, str] = {
     "highValueCount scoreDistribution { excellent } topImprovers { scoreIncrease reason } } "
     "insights { overallTrend averageImprovement } }",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Timed:
-    """ASGI wrapper: the server-side milliseconds of each HTTP request."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.samples: list[float] = []
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        await self.app(scope, receive, send)
-        self.samples.append((time.perf_counter() - started) * 1000)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def timed_request(

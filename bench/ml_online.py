@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import os
 import random
-import socket
 import statistics
 import time
 from typing import Any
@@ -28,6 +27,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 import uvicorn
+from benchkit import Timed, free_port, percentile
 from sqlmodel import col, select
 
 from app.main import create_app
@@ -45,28 +45,6 @@ EXPLAIN = (
     "query($id: ID!) { lead(id: $id) { explanation { expectedValue "
     "topPositive { feature shap } topNegative { feature shap } } } }"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Timed:
-    """ASGI wrapper: the server-side milliseconds of each HTTP request."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.samples: list[float] = []
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        await self.app(scope, receive, send)
-        self.samples.append((time.perf_counter() - started) * 1000)
 
 
 async def fresh_champion(url: str) -> tuple[int, list[int]]:
@@ -112,11 +90,6 @@ async def resolver_times(url: str, workspace_id: int, ids: list[int]) -> list[fl
         return times[20:]
     finally:
         await db.dispose()
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def measure(

@@ -10,12 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ml.registry import MAX_SCORE_IDS, champion, get_model, require_admin
-from models.audit import AuditLog
-from models.db import utcnow
+from models.audit import update_workspace_settings
 from models.errors import ModelNotFound, Validator
 from models.ml_models import MlConfig, MlModel, load_config
 from models.scope import Scope
@@ -127,46 +125,11 @@ async def update_ml_settings(
     if changes.get(FALLBACK) is not None:
         await get_model(session, scope, int(changes[FALLBACK]))  # MODEL_NOT_FOUND
     # upsert: create the row with the defaults if missing, then lock it
-    await session.execute(
-        insert(MlConfig)
-        .values(**_defaults(scope.workspace_id))
-        .on_conflict_do_nothing(index_elements=["workspace_id"])
-    )
-    row = await session.get(
-        MlConfig, scope.workspace_id, with_for_update=True, populate_existing=True
-    )
-    assert row is not None
-    diff: dict[str, Any] = {}
+    columns: dict[str, tuple[str, Any]] = {}
     for path, value in changes.items():
-        column = "fallback_model_id" if path == FALLBACK else SETTINGS[path].column
-        if path != FALLBACK:
-            value = SETTINGS[path].kind(value)
-        elif value is not None:
-            value = int(value)
-        before = getattr(row, column)
-        if before != value:
-            diff[path] = {"from": before, "to": value}
-            setattr(row, column, value)
-    if diff:
-        row.updated_at, row.updated_by = utcnow(), scope.user_id
-        session.add(row)
-        session.add(
-            AuditLog(
-                workspace_id=scope.workspace_id,
-                actor_id=scope.user_id,
-                action="ml_config.updated",
-                target_type="ml_config",
-                target_id=str(scope.workspace_id),
-                details={"changes": diff},
-            )
-        )
-        await session.flush()
+        if path == FALLBACK:
+            columns[path] = ("fallback_model_id", None if value is None else int(value))
+        else:
+            columns[path] = (SETTINGS[path].column, SETTINGS[path].kind(value))
+    await update_workspace_settings(session, MlConfig, scope, columns, "ml_config.updated")
     return await ml_settings(session, scope)
-
-
-def _defaults(workspace_id: int) -> dict[str, Any]:
-    defaults = MlConfig(workspace_id=workspace_id)
-    return {
-        c.name: getattr(defaults, c.name)
-        for c in MlConfig.__table__.columns  # type: ignore[attr-defined]
-    }

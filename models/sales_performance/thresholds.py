@@ -6,13 +6,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.audit import AuditLog
-from models.db import utcnow
+from models.audit import update_workspace_settings
 from models.errors import Forbidden, Validator
 from models.sales_performance.tables import PerformanceThreshold
 from models.scope import Scope
@@ -71,42 +68,8 @@ async def update_thresholds(
     if not scope.is_admin:
         raise Forbidden("Only workspace admins change performance thresholds")
     _validate(changes)
-    await session.execute(
-        insert(PerformanceThreshold)
-        .values(**_defaults(scope.workspace_id))
-        .on_conflict_do_nothing(index_elements=["workspace_id"])
+    columns = {path: (THRESHOLD_SETTINGS[path].column, value) for path, value in changes.items()}
+    row: PerformanceThreshold = await update_workspace_settings(
+        session, PerformanceThreshold, scope, columns, "performance_thresholds.updated"
     )
-    row = await session.get(
-        PerformanceThreshold, scope.workspace_id, with_for_update=True, populate_existing=True
-    )
-    assert row is not None
-    diff: dict[str, Any] = {}
-    for path, value in changes.items():
-        column = THRESHOLD_SETTINGS[path].column
-        before = getattr(row, column)
-        if before != value:
-            diff[path] = {"from": before, "to": value}
-            setattr(row, column, value)
-    if diff:
-        row.updated_at, row.updated_by = utcnow(), scope.user_id
-        session.add(row)
-        session.add(
-            AuditLog(
-                workspace_id=scope.workspace_id,
-                actor_id=scope.user_id,
-                action="performance_thresholds.updated",
-                target_type="performance_threshold",
-                target_id=str(scope.workspace_id),
-                details={"changes": diff},
-            )
-        )
-        await session.flush()
     return row
-
-
-def _defaults(workspace_id: int) -> dict[str, Any]:
-    defaults = PerformanceThreshold(workspace_id=workspace_id)
-    return {
-        c.name: getattr(defaults, c.name)
-        for c in PerformanceThreshold.__table__.columns  # type: ignore[attr-defined]
-    }

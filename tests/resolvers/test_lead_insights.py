@@ -18,7 +18,7 @@ from gql.transport.exceptions import TransportQueryError
 
 from tests.client import Persona
 from tests.conftest import ServerThread
-from tests.resolvers.test_subscriptions import subscribed
+from tests.resolvers.test_subscriptions import subscribed, write_in_one_tenant
 
 INSIGHTS = """
 query Insights(
@@ -575,27 +575,10 @@ def test_subscription_snapshot_then_update_and_isolation(
 ) -> None:
     variables = {"period": "H24", "limit": 5}
 
-    async def scenario() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], list[Any]]:
-        async with (
-            subscribed(analytics_server, analytics_admin) as acme_session,
-            subscribed(analytics_server, analytics_globex) as globex_session,
-        ):
-            acme = acme_session.subscribe(GraphQLRequest(UPDATED, variable_values=variables))
-            other = globex_session.subscribe(GraphQLRequest(UPDATED, variable_values=variables))
-            first = (await anext(acme))["leadInsightsUpdated"]
-            theirs = (await anext(other))["leadInsightsUpdated"]
-            await asyncio.to_thread(analytics_admin.execute, CREATE)
-            second = (await asyncio.wait_for(anext(acme), 10))["leadInsightsUpdated"]
-            late: list[Any] = []
-            try:
-                late.append(await asyncio.wait_for(anext(other), 1.5))
-            except TimeoutError:
-                pass
-            await acme.aclose()
-            await other.aclose()
-            return first, second, theirs, late
-
-    first, second, theirs, late = asyncio.run(scenario())
+    run = write_in_one_tenant(
+        analytics_server, analytics_admin, analytics_globex, UPDATED, CREATE, **variables
+    )
+    first, second, theirs, late = run.first, run.second, run.theirs, run.late
     assert second["summary"]["totalLeads"] == first["summary"]["totalLeads"] + 1
     assert second["summary"]["openLeads"] == first["summary"]["openLeads"] + 1
     globex = lead_rows(analytics_sql, workspace_id(analytics_sql, "globex"))

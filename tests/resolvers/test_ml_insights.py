@@ -19,7 +19,7 @@ from tests.client import Persona, login
 from tests.conftest import ServerThread, fetch, seeded_database, settings_for
 from tests.ml.test_insights import expected_clusters, expected_market
 from tests.resolvers.test_ml_models import FAST, RETRAIN, wait_for_job
-from tests.resolvers.test_subscriptions import subscribed
+from tests.resolvers.test_subscriptions import subscribed, write_in_one_tenant
 
 ACME, GLOBEX = 1, 2
 
@@ -347,27 +347,8 @@ def test_subscription_snapshot_then_update_and_isolation(
     globex: Persona,
     insights_database: str,
 ) -> None:
-    async def scenario() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], list[Any]]:
-        async with (
-            subscribed(insights_server, admin) as acme_session,
-            subscribed(insights_server, globex) as globex_session,
-        ):
-            acme = acme_session.subscribe(GraphQLRequest(UPDATED, variable_values={"limit": 5}))
-            other = globex_session.subscribe(GraphQLRequest(UPDATED, variable_values={"limit": 5}))
-            first = (await anext(acme))["mlInsightsUpdated"]
-            theirs = (await anext(other))["mlInsightsUpdated"]
-            await asyncio.to_thread(admin.execute, CREATE)
-            second = (await asyncio.wait_for(anext(acme), 10))["mlInsightsUpdated"]
-            late: list[Any] = []
-            try:
-                late.append(await asyncio.wait_for(anext(other), 1.5))
-            except TimeoutError:
-                pass
-            await acme.aclose()
-            await other.aclose()
-            return first, second, theirs, late
-
-    first, second, theirs, late = asyncio.run(scenario())
+    run = write_in_one_tenant(insights_server, admin, globex, UPDATED, CREATE, limit=5)
+    first, second, theirs, late = run.first, run.second, run.theirs, run.late
     assert second["summary"]["leadsAnalysed"] == first["summary"]["leadsAnalysed"] + 1
     counts = dict(
         fetch(insights_database, "SELECT workspace_id, count(*) FROM lead GROUP BY workspace_id")

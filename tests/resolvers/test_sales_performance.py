@@ -15,7 +15,7 @@ from gql.transport.exceptions import TransportQueryError
 
 from tests.client import Persona
 from tests.conftest import ServerThread
-from tests.resolvers.test_subscriptions import subscribed
+from tests.resolvers.test_subscriptions import subscribed, write_in_one_tenant
 
 PERIODS = ["H1", "H24", "D7", "D30"]
 HIGH_VALUE = 80
@@ -507,28 +507,10 @@ def test_subscription_snapshot_then_resend_after_a_write_and_isolation(
     analytics_globex: Persona,
     analytics_sql: Any,
 ) -> None:
-    async def scenario() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], list[Any]]:
-        async with (
-            subscribed(analytics_server, analytics_admin) as acme_session,
-            subscribed(analytics_server, analytics_globex) as globex_session,
-        ):
-            variables = {"period": "H24"}
-            acme = acme_session.subscribe(GraphQLRequest(UPDATED, variable_values=variables))
-            other = globex_session.subscribe(GraphQLRequest(UPDATED, variable_values=variables))
-            first = (await anext(acme))["performanceUpdated"]
-            theirs = (await anext(other))["performanceUpdated"]
-            await asyncio.to_thread(analytics_admin.execute, CREATE)
-            second = (await asyncio.wait_for(anext(acme), 10))["performanceUpdated"]
-            late: list[Any] = []
-            try:
-                late.append(await asyncio.wait_for(anext(other), 1.5))
-            except TimeoutError:
-                pass
-            await acme.aclose()
-            await other.aclose()
-            return first, second, theirs, late
-
-    first, second, theirs, late = asyncio.run(scenario())
+    run = write_in_one_tenant(
+        analytics_server, analytics_admin, analytics_globex, UPDATED, CREATE, period="H24"
+    )
+    first, second, theirs, late = run.first, run.second, run.theirs, run.late
     assert second["summary"]["totalLeads"] >= first["summary"]["totalLeads"] + 1
     end = _ts(second["windowEnd"])
     counts = {

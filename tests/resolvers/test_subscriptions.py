@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -60,6 +62,47 @@ async def subscribed(
     )
     async with Client(transport=transport) as session:
         yield session
+
+
+@dataclass
+class TenantRun:
+    """What two tenants' subscribers of one field saw around a write in the first tenant."""
+
+    first: dict[str, Any]  # the writer's tenant: snapshot before the write
+    second: dict[str, Any]  # ... and the one the write caused
+    theirs: dict[str, Any]  # the other tenant's first snapshot
+    late: list[Any]  # anything the other tenant received after the write (must be nothing)
+
+
+def write_in_one_tenant(
+    server: ServerThread,
+    writer: Persona,
+    other: Persona,
+    document: str,
+    write: str,
+    **variables: Any,
+) -> TenantRun:
+    """Given `writer` and `other` (members of two workspaces) subscribed to `document`, when
+    `writer` runs the mutation `write`: the writer's subscription gets a new snapshot, the
+    other's nothing within 1.5 s."""
+    field = document.split("{", 1)[1].split("(", 1)[0].strip()
+
+    async def scenario() -> TenantRun:
+        async with subscribed(server, writer) as mine, subscribed(server, other) as theirs:
+            request = GraphQLRequest(document, variable_values=variables or None)
+            own, foreign = mine.subscribe(request), theirs.subscribe(request)
+            first = (await anext(own))[field]
+            their_first = (await anext(foreign))[field]
+            await asyncio.to_thread(writer.execute, write)
+            second = (await asyncio.wait_for(anext(own), 10))[field]
+            late: list[Any] = []
+            with contextlib.suppress(TimeoutError):
+                late.append(await asyncio.wait_for(anext(foreign), 1.5))
+            await own.aclose()
+            await foreign.aclose()
+            return TenantRun(first, second, their_first, late)
+
+    return asyncio.run(scenario())
 
 
 def live_numbers(sql_session: Any, slug: str) -> dict[str, Any]:
