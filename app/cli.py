@@ -200,6 +200,9 @@ def _serve(args: argparse.Namespace) -> None:
             port=args.port,
             workers=args.workers if args.workers > 1 else None,
             timeout_graceful_shutdown=15,
+            # live snapshots are small JSON frames sent to every subscriber: compressing each
+            # per socket cost more CPU than it saved bytes (bench/README.md "Live fan-out")
+            ws_per_message_deflate=False,
             log_level="info",
             lifespan="on",
         )

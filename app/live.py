@@ -27,6 +27,21 @@ Wants = Callable[[ChangeEvent], bool]
 _NOTHING = object()
 
 
+class SharedSnapshot:
+    """Base of a live value handed as-is to every subscriber of its group whose GraphQL result
+    depends on nothing but the value and the operation (plain fields: no resolver reads the
+    context, the viewer or loaders). The server executes an operation's selection set on it
+    once, not once per subscriber (app/main.py `SharedSnapshotExecution`); the results are
+    kept on the value itself, so they go with it."""
+
+    def executed(self) -> dict[Any, Any]:
+        """(operation, variables) -> the execution result, filled by the server."""
+        results: dict[Any, Any] | None = self.__dict__.get("_executed")
+        if results is None:
+            results = self.__dict__["_executed"] = {}
+        return results
+
+
 @dataclass(eq=False)
 class _Subscriber:
     # one slot: a new snapshot replaces an unread one instead of queueing behind it
@@ -83,6 +98,10 @@ class LiveHub:
         self.connections: weakref.WeakSet[Any] = weakref.WeakSet()
         self._rates: deque[tuple[float, int]] = deque(maxlen=30)
         self._background: set[asyncio.Future[Any]] = set()
+        # set when an event dirties a group: the ticker recomputes at once if the last round
+        # is a tick old (a lone write is not kept waiting for the next tick boundary)
+        self._wake = asyncio.Event()
+        self._last_round = float("-inf")
 
     async def start(self) -> None:
         self._ticker = asyncio.create_task(self._tick_forever(), name="live-hub-ticker")
@@ -216,10 +235,21 @@ class LiveHub:
                 for (ws, _), group in list(self.groups.items()):
                     if ws == workspace_id and group.wants(event):
                         group.dirty = True
+                        self._wake.set()
 
     async def _tick_forever(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self.tick_seconds)
+            # a round when an event dirtied a group, or every tick anyway (polling while
+            # pub/sub is down, the rate counters); rounds are at least a tick apart, so each
+            # group is still recomputed at most once per tick
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.tick_seconds)
+            wait = self._last_round + self.tick_seconds - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._wake.clear()
+            self._last_round = loop.time()
             self._rates.append((time.monotonic(), self.stats.snapshots_sent))
             healthy = self.pubsub.healthy
             if not healthy or not self._was_healthy:

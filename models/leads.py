@@ -201,6 +201,8 @@ class LeadScore(SQLModel, table=True):
             "lead_id",
             sa.text("scored_at DESC"),
             sa.text("id DESC"),
+            # index-only history reads (scoring trends, migration 0012)
+            postgresql_include=["value"],
         ),
     )
 

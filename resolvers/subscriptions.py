@@ -8,6 +8,7 @@ from typing import Any, Self
 
 import strawberry
 
+from app.live import SharedSnapshot
 from app.pubsub import ChangeEvent
 from ml import insights, lead_insights
 from models import activity, jobs, leads, live, sales_performance
@@ -41,7 +42,7 @@ from resolvers.sales_performance import (
 
 
 @strawberry.type(description="Live workspace numbers; a new snapshot whenever one changes")
-class LiveMetrics:
+class LiveMetrics(SharedSnapshot):
     total_leads: int
     new_leads_today: int
     active_calls: int
@@ -65,6 +66,20 @@ class LiveMetrics:
             credits_consumed_today=metrics.credits_consumed_today,
             generated_at=utcnow(),
         )
+
+
+def _metrics_fingerprint(value: LiveMetrics) -> object:
+    """What makes two snapshots equal: every number, not the time it was computed."""
+    return (
+        value.total_leads,
+        value.new_leads_today,
+        value.active_calls,
+        value.calls_today,
+        value.conversion_rate,
+        value.average_score,
+        value.revenue_today,
+        value.credits_consumed_today,
+    )
 
 
 strawberry.enum(ActivityType, description="Kinds of the activity feed")
@@ -100,14 +115,18 @@ class Subscription:
         context = info.context
         scope = await context.scope(workspace_id)
 
-        async def compute() -> live.LiveMetrics:
+        async def compute() -> LiveMetrics:
             async with context.db.session() as session:
-                return await live.live_metrics(session, scope.workspace_id)
+                return LiveMetrics.from_model(await live.live_metrics(session, scope.workspace_id))
 
+        # one snapshot object per recompute for the whole group (generatedAt: when it was
+        # computed), executed once per operation (SharedSnapshot): with thousands of
+        # subscribers the per-subscriber work is only sending it
         hub = context.services.hub
-        async for metrics in hub.subscribe(scope.workspace_id, "liveMetrics", compute, _not_jobs):
-            context.reset_loaders()
-            yield LiveMetrics.from_model(metrics)
+        async for metrics in hub.subscribe(
+            scope.workspace_id, "liveMetrics", compute, _not_jobs, _metrics_fingerprint
+        ):
+            yield metrics
 
     @strawberry.subscription(description="Newest activity of the workspace (ADMIN), as it happens")
     async def events(

@@ -18,7 +18,8 @@ lowered is recomputed from all of that day's scorings (a scan: no index on score
 Measured on the large bench, `python bench/ml_score.py` (1M rescorings, 50k-row COPY chunks,
 two writers, a shared 2-core box): 19.0 s without the trigger, 27.7 s with it (its own time
 10.3 s summed over the 20 statements), 31.2 s with this revision's first trigger (14.1 s).
-Most of what is left is the previous-score probe (an index descent and a heap fetch per row).
+Most of what is left is the previous-score probe (an index descent per row; `value` is in
+ix_lead_score_lead since this revision, so no heap fetch once the pages are all-visible).
 `lead_score` is append-only (nothing deletes from it but a workspace's deletion, which
 cascades here): a manual delete needs `SELECT score_trend_rebuild(<workspace id>)`.
 
@@ -425,6 +426,13 @@ $$
 
 # also run by hand on databases that had the empty placeholder of this revision applied
 UPGRADE = [
+    # the lead's history with its values in the index: the trigger's previous-score probe and a
+    # USER's or AGENT's history read (their leads' every scoring) become index-only scans
+    "DROP INDEX ix_lead_score_lead",
+    """
+    CREATE INDEX ix_lead_score_lead ON lead_score
+        (workspace_id, lead_id, scored_at DESC, id DESC) INCLUDE (value)
+    """,
     """
     CREATE TABLE score_trend (
         workspace_id INTEGER NOT NULL REFERENCES workspace (id) ON DELETE CASCADE,
@@ -476,3 +484,8 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION score_trend_rebuild(bigint)")
     op.drop_table("score_trend_top")
     op.drop_table("score_trend")
+    op.execute("DROP INDEX ix_lead_score_lead")
+    op.execute(
+        "CREATE INDEX ix_lead_score_lead ON lead_score "
+        "(workspace_id, lead_id, scored_at DESC, id DESC)"
+    )
