@@ -289,22 +289,26 @@ def wait_for(persona: Persona, job_id: str, timeout: float = 180) -> dict[str, A
 
 @pytest.fixture(scope="session")
 def analytics_database(admin_database_url: str) -> str:
-    """`small` seeded up to the real now (the fields' windows end at the real now), plus a
-    workspace "Empty Co" with one admin (`admin@empty.example`, password `demo`) and no data."""
+    """`small` seeded up to the real now (the fields' windows end at the real now), plus two
+    workspaces with one admin each and no data: "Empty Co" (`admin@empty.example`) and "Solo
+    Co" (`admin@solo.example`, for tests that give it a single lead); password `demo`."""
     url = seeded_database(admin_database_url, f"dashgraph_analytics_{os.getpid()}", "small")
     from models.workspaces import hash_password
 
-    async def add_empty() -> None:
+    async def add_workspace(name: str, slug: str, email: str) -> None:
         conn = await asyncpg.connect(url)
         try:
             ws = await conn.fetchval(
                 "INSERT INTO workspace (name, slug, timezone, created_at) "
-                "VALUES ('Empty Co', 'empty-co', 'UTC', now()) RETURNING id"
+                "VALUES ($1, $2, 'UTC', now()) RETURNING id",
+                name,
+                slug,
             )
             user = await conn.fetchval(
                 "INSERT INTO app_user (email, full_name, password_hash, is_verified, is_active, "
-                "created_at) VALUES ('admin@empty.example', 'Empty Admin', $1, true, true, now()) "
-                "RETURNING id",
+                "created_at) VALUES ($1, $2, $3, true, true, now()) RETURNING id",
+                email,
+                f"{name} Admin",
                 hash_password("demo"),
             )
             await conn.execute(
@@ -316,7 +320,8 @@ def analytics_database(admin_database_url: str) -> str:
         finally:
             await conn.close()
 
-    asyncio.run(add_empty())
+    asyncio.run(add_workspace("Empty Co", "empty-co", "admin@empty.example"))
+    asyncio.run(add_workspace("Solo Co", "solo-co", "admin@solo.example"))
     return url
 
 
@@ -360,6 +365,12 @@ def analytics_agent(analytics_server: ServerThread) -> Persona:
 @pytest.fixture(scope="session")
 def analytics_globex(analytics_server: ServerThread) -> Persona:
     return login(analytics_server.url, "admin@globex.example")
+
+
+@pytest.fixture(scope="session")
+def analytics_solo(analytics_server: ServerThread) -> Persona:
+    """The admin of "Solo Co": no data until a test gives it its single lead."""
+    return login(analytics_server.url, "admin@solo.example")
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ README's example stays true."""
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,24 @@ DASHBOARD = next(
     if "leadInsights" in block and "workflowPerformance" in block
 )
 STATUS = "{ realtimeStatus { cache { hits misses hitRate } } }"
+CREATE = """
+mutation { createLead(input: {name: "Only One", source: REFERRAL, budget: 400000,
+  timeline: IMMEDIATE, propertyType: CONDO, location: "Austin, TX"}) { id } }
+"""
+EVENT = """
+mutation Event($lead: ID!) {
+  recordLeadEvent(input: {leadId: $lead, type: STAGE_CHANGE, toStage: CONTACTED}) { id }
+}
+"""
+
+
+def numbers(value: Any) -> list[float]:
+    """Every number in an answer."""
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in numbers(v)]
+    if isinstance(value, list):
+        return [n for v in value for n in numbers(v)]
+    return [value] if isinstance(value, int | float) and not isinstance(value, bool) else []
 
 
 @pytest.mark.parametrize(
@@ -54,3 +73,14 @@ def test_a_repeated_dashboard_is_served_from_the_cache(analytics_admin: Persona)
     # eight fields (and the agents' performance and usage) answered without computing
     assert after["hits"] - before["hits"] >= 8
     assert after["misses"] == before["misses"]
+
+
+def test_a_workspace_with_a_single_lead_gives_finite_numbers(analytics_solo: Persona) -> None:
+    """Given a workspace whose only lead was just created and contacted, every field answers
+    (no division by zero), and every number is finite (no NaN or infinity)."""
+    lead = analytics_solo.execute(CREATE)["createLead"]["id"]
+    analytics_solo.execute(EVENT, lead=lead)
+    data = analytics_solo.execute(DASHBOARD)["workspace"]
+    assert data["leadInsights"]["summary"]["totalLeads"] == 1
+    assert data["conversionFunnel"]["funnel"]["stages"][1]["count"] == 1  # CONTACTED
+    assert all(math.isfinite(n) for n in numbers(data))

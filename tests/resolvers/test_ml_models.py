@@ -100,7 +100,10 @@ def first_run(ml_server: ServerThread, admin: Persona) -> list[dict[str, Any]]:
     async def scenario() -> list[dict[str, Any]]:
         job = (
             await asyncio.to_thread(
-                admin.execute, RETRAIN, input={**FAST, "iterations": 150, "reason": "first"}
+                # long enough (~1 s) for several of the training's progress reports (0.25 s)
+                admin.execute,
+                RETRAIN,
+                input={**FAST, "iterations": 600, "reason": "first"},
             )
         )["retrainModel"]
         assert job["kind"] == "ml.retrain"
