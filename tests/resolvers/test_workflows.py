@@ -393,7 +393,9 @@ def expected_performance(sql: Any, email: str, got: dict[str, Any]) -> None:
     assert got["baselineConversionRate"] == pytest.approx(baseline)
     for t in got["byType"]:
         of = window.filter(
-            pl.col("workflow_id").is_in(flows.filter(pl.col("type") == t["type"].lower())["id"])
+            pl.col("workflow_id").is_in(
+                flows.filter(pl.col("type") == t["type"].lower())["id"].to_list()
+            )
         )
         executed, success, hours = outcome(of)
         assert (t["executed"], t["successRate"]) == (executed, pytest.approx(success))
