@@ -67,7 +67,7 @@ def test_token_signed_with_another_key_is_rejected(server, database_url, sql_ses
             "exp": datetime.now(UTC) + timedelta(hours=1),
             "iss": "dashgraph",
         },
-        "not-the-server-secret-at-all",
+        "not-the-server-secret-at-all-0123456789",
         algorithm="HS256",
     )
     error = Persona(server.url, forged).error(VIEWER)
