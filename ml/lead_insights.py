@@ -40,7 +40,7 @@ from models.lead_insights import (
 )
 from models.leads import Lead
 from models.ml_models import MlModel
-from models.periods import Window, rate, window
+from models.periods import Window, change, rate, window
 from models.scope import Scope
 
 T = TypeVar("T")
@@ -168,7 +168,7 @@ def lead_insight(
         score_change=None if lead.score is None or baseline is None else lead.score - baseline,
         engagement_events=now_events,
         previous_engagement_events=previous,
-        engagement_change=(now_events - previous) / previous if previous else None,
+        engagement_change=change(now_events, previous),
         last_activity=lead.last_activity_at,
     )
     last = lead.last_activity_at or lead.created_at

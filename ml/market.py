@@ -22,7 +22,7 @@ from sqlmodel import col
 from models.db import utcnow
 from models.errors import BadUserInput
 from models.leads import Lead, LeadEvent, LeadStage
-from models.periods import PERIODS
+from models.periods import PERIODS, change
 from models.scope import Scope
 
 # timeframes a market trend makes sense over, and the bucket (polars duration) of its series
@@ -59,12 +59,6 @@ def confidence(n: int) -> float:
     """How far a number from `n` observations can be trusted, 0..1: 1 - 1/sqrt(n) (0 for none).
     10 leads give 0.68, 100 give 0.90, 1,000 give 0.97 (the standard error shrinks as 1/sqrt n)."""
     return 0.0 if n <= 0 else 1.0 - 1.0 / math.sqrt(n)
-
-
-def change(current: float | None, previous: float | None) -> float | None:
-    if current is None or previous is None or previous == 0:
-        return None
-    return (current - previous) / previous
 
 
 def window_length(name: str, *, field_name: str, allowed: tuple[str, ...]) -> timedelta:

@@ -64,6 +64,13 @@ def window(period: str, now: datetime | None = None) -> Window:
     return Window(end - PERIODS[period], end)
 
 
+def change(current: float | None, previous: float | None) -> float | None:
+    """(current - previous) / previous; None without both numbers or when previous is 0."""
+    if current is None or previous is None or previous == 0:
+        return None
+    return (current - previous) / previous
+
+
 def rate(part: float, whole: float) -> float:
     """part / whole, 0.0 when there is nothing to divide by."""
     return part / whole if whole else 0.0

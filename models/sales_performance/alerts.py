@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from models.periods import change
 from models.sales_performance.numbers import Alert, Performance, WindowNumbers
 
 
@@ -88,7 +89,7 @@ def performance_alerts(p: Performance) -> list[Alert]:
         if current is None:
             continue
         previous = rule.value(p, p.previous) if rule.trend else None
-        change = (current - previous) / previous if previous else None
+        moved = change(current, previous)
         limit = getattr(p.thresholds, rule.column)
         if limit is not None and (current > limit if rule.higher_is_worse else current < limit):
             side = "above" if rule.higher_is_worse else "below"
@@ -101,23 +102,23 @@ def performance_alerts(p: Performance) -> list[Alert]:
                     limit,
                     current,
                     previous,
-                    change,
+                    moved,
                 )
             )
-        worse = None if change is None else (change if rule.higher_is_worse else -change)
+        worse = None if moved is None else (moved if rule.higher_is_worse else -moved)
         if worse is not None and worse >= p.thresholds.max_change - 1e-12:
-            verb = "increased" if change is not None and change > 0 else "decreased"
+            verb = "increased" if moved is not None and moved > 0 else "decreased"
             out.append(
                 Alert(
                     "TREND",
                     "WARNING",
                     rule.metric,
-                    f"{rule.label} {verb} by {abs(change or 0) * 100:.0f}% "
+                    f"{rule.label} {verb} by {abs(moved or 0) * 100:.0f}% "
                     f"({rule.show(current)} vs {rule.show(previous or 0.0)})",
                     p.thresholds.max_change,
                     current,
                     previous,
-                    change,
+                    moved,
                 )
             )
     return out

@@ -11,6 +11,7 @@ from typing import Any
 import polars as pl
 import pytest
 
+from models.scoring_trends.rules import ACTIVITY_WORDS
 from tests.client import Persona
 from tests.conftest import wait_for
 
@@ -18,16 +19,8 @@ ACME = 1
 # the documented rules (schema descriptions, README)
 MIN_IMPROVEMENT, TOP, MIN_SAMPLE, CONCERNING = 10, 5, 20, -2.0
 EVERY = {"DAY": "1d", "WEEK": "1w", "MONTH": "1mo"}
-ACTIVITY = {
-    "EMAIL_OPENED": ("email opened", "emails opened"),
-    "EMAIL_REPLIED": ("email reply", "email replies"),
-    "EMAIL_SENT": ("email sent", "emails sent"),
-    "CALL": ("call", "calls"),
-    "MEETING": ("meeting", "meetings"),
-    "SHOWING": ("showing", "showings"),
-    "WEBSITE_VISIT": ("website visit", "website visits"),
-    "NOTE": ("note", "notes"),
-}
+# the wording is the product's; the counts behind it are recomputed here
+ACTIVITY = ACTIVITY_WORDS
 
 TRENDS = """
 query Trends($period: Period, $groupBy: Granularity, $leadIds: [ID!]) {
