@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import inspect
 import json
 import logging
 import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from graphql import ExecutionResult
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Route, WebSocketRoute
@@ -29,13 +32,20 @@ from strawberry.subscriptions import (
     GRAPHQL_WS_PROTOCOL,
     MULTIPART_SUBSCRIPTION_PROTOCOL,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types.unset import UNSET, UnsetType
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
 
 from app.auth import bearer_token, token_expires_at
 from app.cache import AnalyticsCache
 from app.handlers import HANDLERS
 from app.jobs import Handler, Worker
-from app.live import LiveHub, SharedSnapshot
+from app.live import DIRECT, LiveHub, SharedSnapshot
 from app.pubsub import PubSub
 from app.ratelimit import RateLimits
 from app.settings import Settings
@@ -61,33 +71,56 @@ class SharedSnapshotExecution(StrawberryGraphQLCoreExecutionContext):
         # the result so that its id is not reused while the snapshot lives
         return (id(self.operation), repr(sorted(variables.items())) if variables else "")
 
+    def _known(self, snapshot: SharedSnapshot) -> _Shared | None:
+        hit: _Shared | None = snapshot.executed().get(self._shared_key())
+        return hit if hit is not None and hit.operation is self.operation else None
+
     def build_per_event_executor(self, payload: Any) -> Any:
         if isinstance(payload, SharedSnapshot):
-            hit = payload.executed().get(self._shared_key())
-            if hit is not None and hit[0] is self.operation:
-                return _Executed(hit[1])  # no per-subscriber copy of the executor
+            # `self` is the operation's own executor: the hub may write this operation's
+            # next snapshots itself (`_SocketSink`)
+            sink = DIRECT.get()
+            if isinstance(sink, _SocketSink) and sink.execution is None:
+                sink.execution = self
+            known = self._known(payload)
+            if known is not None:
+                return _Executed(known.result)  # no per-subscriber copy of the executor
         return super().build_per_event_executor(payload)
 
     def execute_operation(self, serially: bool | None = None) -> Any:
         payload = self.root_value
         if not isinstance(payload, SharedSnapshot):
             return super().execute_operation(serially)
-        operation = self.operation
-        key = self._shared_key()
-        results = payload.executed()
-        hit = results.get(key)
-        if hit is not None and hit[0] is operation:
-            return hit[1]
+        known = self._known(payload)
+        if known is not None:
+            return known.result
         result = super().execute_operation(serially)
         if isinstance(result, ExecutionResult) and not result.errors:
-            results[key] = (operation, result)
-            _SHARED_JSON[id(result.data)] = (
-                result.data,
-                json.dumps({"data": result.data}, separators=(",", ":")),
-            )
+            text = json.dumps({"data": result.data}, separators=(",", ":"))
+            payload.executed()[self._shared_key()] = _Shared(self.operation, result, text)
+            _SHARED_JSON[id(result.data)] = (result.data, text)
             while len(_SHARED_JSON) > 256:
                 _SHARED_JSON.popitem(last=False)
         return result
+
+    def shared_payload(self, snapshot: SharedSnapshot) -> str | None:
+        """This operation's `next` payload over `snapshot` as JSON, executed at most once
+        per (operation, variables) and snapshot; None when it has errors or needs awaiting
+        (then the subscriber's own stream delivers it, as any other result)."""
+        known = self._known(snapshot)
+        if known is None:
+            result = self.build_per_event_executor(snapshot).execute_operation(False)
+            if inspect.iscoroutine(result):
+                result.close()
+            known = self._known(snapshot)
+        return None if known is None else known.payload
+
+
+@dataclass(frozen=True, slots=True)
+class _Shared:
+    operation: Any  # held: its id is part of the key
+    result: ExecutionResult
+    payload: str  # {"data": ...} as JSON
 
 
 class _Executed:
@@ -106,9 +139,106 @@ class _Executed:
 # `next` payloads of shared snapshot results, encoded once: id(data) -> (data, JSON text)
 _SHARED_JSON: OrderedDict[int, tuple[object, str]] = OrderedDict()
 
+# where `_RawSend` keeps the server's own ASGI `send` of a WebSocket connection
+_RAW_SEND = "dashgraph.raw_send"
+
+
+class _RawSend:
+    """ASGI middleware: keeps the server's `send` of each WebSocket in its scope (Starlette
+    wraps it further in), so that `_SocketSink` can tell whether the socket takes a frame now."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            scope[_RAW_SEND] = send
+        await self.app(scope, receive, send)
+
+
+class _SocketSink:
+    """`live.Direct` for one subscription over WebSocket: the hub writes the operation's next
+    snapshot to the socket itself, as the message the protocol handler would send (`next` of
+    graphql-transport-ws, `data` of graphql-ws): one text frame, one write, framed here unless
+    an extension (permessage-deflate) has to transform it.
+
+    Only when the socket takes it at once: open and writable (uvicorn's write buffer under its
+    high-water mark). Otherwise (a slow client, a closing socket) the subscriber's own stream
+    sends it."""
+
+    __slots__ = ("_prefix", "_protocol", "execution")
+
+    def __init__(self, protocol: WebSocketsSansIOProtocol, message: str) -> None:
+        self._protocol = protocol
+        self._prefix = message[: -len("null}")]  # the message with its payload cut off
+        self.execution: SharedSnapshotExecution | None = None  # set by its first snapshot
+
+    @classmethod
+    def of(cls, websocket: Any, operation_id: str, kind: str) -> _SocketSink | None:
+        """For a socket served by uvicorn's default WebSocket protocol; else None (the usual
+        path: nothing here depends on another server's internals)."""
+        send = getattr(websocket, "scope", {}).get(_RAW_SEND)
+        protocol = getattr(send, "__self__", None)
+        if not isinstance(protocol, WebSocketsSansIOProtocol):
+            return None
+        message = {"id": operation_id, "type": kind, "payload": None}
+        return cls(protocol, json.dumps(message, separators=(",", ":")))
+
+    def deliver(self, value: SharedSnapshot) -> bool:
+        protocol = self._protocol
+        if (
+            self.execution is None
+            or protocol.conn.state is not State.OPEN
+            or protocol.close_sent
+            or not protocol.writable.is_set()
+        ):
+            return False
+        payload = self.execution.shared_payload(value)
+        if payload is None:
+            return False
+        data = (self._prefix + payload + "}").encode()
+        if protocol.conn.extensions:  # websockets frames it (and compresses)
+            protocol.conn.send_text(data)
+            protocol.transport.write(b"".join(protocol.conn.data_to_send()))
+        else:
+            protocol.transport.write(_text_frame(data))
+        return True
+
+
+def _text_frame(data: bytes) -> bytes:
+    """One unmasked, final text frame (RFC 6455 5.2): what websockets writes for a server's
+    `send_text` without extensions."""
+    size = len(data)
+    if size < 126:
+        return bytes((0x81, size)) + data
+    if size < 1 << 16:
+        return bytes((0x81, 126)) + size.to_bytes(2, "big") + data
+    return bytes((0x81, 127)) + size.to_bytes(8, "big") + data
+
+
+class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        DIRECT.set(_SocketSink.of(getattr(self.websocket, "ws", None), operation.id, "next"))
+        await super().run_operation(operation)
+
+
+class _WSHandler(BaseGraphQLWSHandler[Context, None]):
+    async def handle_async_results(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
+        DIRECT.set(_SocketSink.of(getattr(self.websocket, "ws", None), operation_id, "data"))
+        await super().handle_async_results(operation_id, query, operation_name, variables)
+
 
 class GraphQLApp(GraphQL[Context, None]):
     """`/graphql` over HTTP (GraphiQL on GET from a browser) and WebSocket."""
+
+    graphql_transport_ws_handler_class = _TransportWSHandler
+    graphql_ws_handler_class = _WSHandler
 
     def __init__(self, settings: Settings) -> None:
         schema = build_schema(
@@ -290,5 +420,6 @@ def create_app(
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
         ],
+        middleware=[Middleware(_RawSend)],
         lifespan=lifespan,
     )
