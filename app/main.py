@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import inspect
 import json
@@ -65,6 +66,7 @@ class SharedSnapshotExecution(StrawberryGraphQLCoreExecutionContext):
     of one live group, executing the selection set per subscriber was most of the server's
     time (bench/live_fanout.py). Everything else (queries, other payloads) runs as usual."""
 
+    @functools.cached_property
     def _shared_key(self) -> tuple[int, str]:
         variables = self.variable_values.coerced
         # the operation node is shared by equal documents (the parser cache); it is held with
@@ -72,7 +74,7 @@ class SharedSnapshotExecution(StrawberryGraphQLCoreExecutionContext):
         return (id(self.operation), repr(sorted(variables.items())) if variables else "")
 
     def _known(self, snapshot: SharedSnapshot) -> _Shared | None:
-        hit: _Shared | None = snapshot.executed().get(self._shared_key())
+        hit: _Shared | None = snapshot.executed().get(self._shared_key)
         return hit if hit is not None and hit.operation is self.operation else None
 
     def build_per_event_executor(self, payload: Any) -> Any:
@@ -97,7 +99,7 @@ class SharedSnapshotExecution(StrawberryGraphQLCoreExecutionContext):
         result = super().execute_operation(serially)
         if isinstance(result, ExecutionResult) and not result.errors:
             text = json.dumps({"data": result.data}, separators=(",", ":"))
-            payload.executed()[self._shared_key()] = _Shared(self.operation, result, text)
+            payload.executed()[self._shared_key] = _Shared(self.operation, result, text)
             _SHARED_JSON[id(result.data)] = (result.data, text)
             while len(_SHARED_JSON) > 256:
                 _SHARED_JSON.popitem(last=False)
@@ -218,8 +220,13 @@ def _text_frame(data: bytes) -> bytes:
 
 class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     async def run_operation(self, operation: Operation[Context, None]) -> None:
-        DIRECT.set(_SocketSink.of(getattr(self.websocket, "ws", None), operation.id, "next"))
-        await super().run_operation(operation)
+        sink = _SocketSink.of(getattr(self.websocket, "ws", None), operation.id, "next")
+        DIRECT.set(sink)
+        try:
+            await super().run_operation(operation)
+        finally:
+            if sink is not None:
+                sink.execution = None  # completed or stopped: nothing more for this id
 
 
 class _WSHandler(BaseGraphQLWSHandler[Context, None]):
@@ -230,8 +237,13 @@ class _WSHandler(BaseGraphQLWSHandler[Context, None]):
         operation_name: str | None,
         variables: dict[str, object] | None,
     ) -> None:
-        DIRECT.set(_SocketSink.of(getattr(self.websocket, "ws", None), operation_id, "data"))
-        await super().handle_async_results(operation_id, query, operation_name, variables)
+        sink = _SocketSink.of(getattr(self.websocket, "ws", None), operation_id, "data")
+        DIRECT.set(sink)
+        try:
+            await super().handle_async_results(operation_id, query, operation_name, variables)
+        finally:
+            if sink is not None:
+                sink.execution = None  # completed or stopped: nothing more for this id
 
 
 class GraphQLApp(GraphQL[Context, None]):
