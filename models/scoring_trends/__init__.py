@@ -1,5 +1,7 @@
 """Lead scoring trends (seed 000 "Get Lead Scoring Trends") from the score history `lead_score`,
-and the rollups that keep whole-workspace reads fast (migration 0012).
+and the rollups that keep reads fast: an ADMIN's sum the workspace's (migration 0012), a USER's
+and an AGENT's those of the leads they own or are assigned (0016); only a `leadIds` filter reads
+those leads' history itself.
 
 Rules (README "Scoring trends"), for a period P (D7, D30, D90) and a bucket unit U (DAY, WEEK,
 MONTH; UTC, weeks start on Monday):
@@ -38,13 +40,13 @@ from models.leads import Lead
 from models.periods import next_bucket, rate
 from models.scope import Scope
 from models.scoring_trends.queries import (
-    HISTORY_PARTS,
     SCORINGS,
     Cell,
     Found,
     best_rises,
+    from_holder_rollup,
+    from_lead_history,
     from_rollup,
-    history_in_parts,
 )
 from models.scoring_trends.report import improvers_of, insights_of
 from models.scoring_trends.results import (
@@ -78,7 +80,13 @@ from models.scoring_trends.rules import (
     trunc,
     window_start,
 )
-from models.scoring_trends.tables import ScoreTrend, ScoreTrendTop
+from models.scoring_trends.tables import (
+    ScoreTrend,
+    ScoreTrendHolder,
+    ScoreTrendHolderSegment,
+    ScoreTrendHolderTop,
+    ScoreTrendTop,
+)
 
 __all__ = [
     "ACTIVITY_WORDS",
@@ -86,7 +94,6 @@ __all__ = [
     "CONCERNING_DROP",
     "DECLINING",
     "HIGH_VALUE_SCORE",
-    "HISTORY_PARTS",
     "IMPROVING",
     "MAX_LEAD_IDS",
     "MIN_IMPROVEMENT",
@@ -101,6 +108,9 @@ __all__ = [
     "Improver",
     "Recommendation",
     "ScoreTrend",
+    "ScoreTrendHolder",
+    "ScoreTrendHolderSegment",
+    "ScoreTrendHolderTop",
     "ScoreTrendTop",
     "ScoringTrends",
     "Segment",
@@ -148,12 +158,14 @@ async def scoring_trends(
     if lead_ids is not None:
         async with db.session() as session:
             await check_leads(session, scope, lead_ids)
-    if scope.is_admin and lead_ids is None:
+    if lead_ids is None and scope.is_admin:
         found = await from_rollup(db, scope.workspace_id, unit, start, stop)
-    elif lead_ids is not None and not lead_ids:
+    elif lead_ids is None:
+        found = await from_holder_rollup(db, scope, unit, start, stop)
+    elif not lead_ids:
         found = Found()
     else:
-        found = await history_in_parts(db, scope, unit, start, stop, lead_ids)
+        found = await from_lead_history(db, scope, unit, start, stop, lead_ids)
     improvers = await improvers_of(db, scope.workspace_id, found.rises)
     per_bucket: dict[datetime, Cell] = defaultdict(Cell)
     for row in found.cells:
@@ -181,5 +193,5 @@ async def scoring_trends(
         window_start=start,
         window_end=end,
         trends=trends,
-        insights=insights_of(found.cells),
+        insights=insights_of(found.by_segment()),
     )

@@ -1,5 +1,6 @@
-"""Reading the numbers: the rollups for a whole workspace, the score history itself for some
-leads (a USER's or AGENT's, or `leadIds`), both as additive cells and candidate rises."""
+"""Reading the numbers, as additive cells and candidate rises: the workspace's rollups for an
+ADMIN, the rollups of the viewer's leads for a USER (per owner) or an AGENT (per agent), and
+the score history itself for `leadIds` (a bounded list)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from models.db import Database
 from models.leads import Lead
 from models.scope import Scope
 from models.scoring_trends.rules import MIN_IMPROVEMENT, TOP_IMPROVERS, UNSPECIFIED, trunc
+from models.workspaces import Role
 
-HISTORY_PARTS = 2  # concurrent statements of a scoped (USER / AGENT) read
 # the rollup's additive numbers
 CELL_COLUMNS = (
     "leads",
@@ -76,6 +77,10 @@ class Cell:
         for name in CELL_COLUMNS:
             setattr(self, name, getattr(self, name) + int(row[name]))
 
+    def add_changes(self, row: dict[str, Any]) -> None:
+        self.rescorings += int(row["rescorings"])
+        self.change_sum += int(row["change_sum"])
+
 
 @dataclass(frozen=True, slots=True)
 class Rise:
@@ -90,9 +95,26 @@ class Rise:
 
 @dataclass(slots=True)
 class Found:
-    # bucket, source, property_type and the CELL_COLUMNS
+    # bucket and the CELL_COLUMNS (per segment or not)
     cells: list[dict[str, Any]] = field(default_factory=list)
     rises: list[Rise] = field(default_factory=list)  # the top ones of each bucket
+    # dimension (SOURCE / PROPERTY_TYPE), value, rescorings, change_sum; None: from the cells
+    # (which then have source and property_type)
+    segments: list[dict[str, Any]] | None = None
+
+    def by_segment(self) -> list[dict[str, Any]]:
+        if self.segments is not None:
+            return self.segments
+        return [
+            {
+                "dimension": dimension,
+                "value": row[column],
+                "rescorings": row["rescorings"],
+                "change_sum": row["change_sum"],
+            }
+            for row in self.cells
+            for dimension, column in (("SOURCE", "source"), ("PROPERTY_TYPE", "property_type"))
+        ]
 
 
 def best_rises(rises: list[Rise]) -> list[Rise]:
@@ -144,27 +166,77 @@ async def from_rollup(
     return Found([dict(r._mapping) for r in cells], best_rises(rises))
 
 
+async def from_holder_rollup(
+    db: Database, scope: Scope, unit: str, start: datetime, stop: datetime
+) -> Found:
+    """A USER's or AGENT's leads, no lead filter: the rollups per owner or per agent
+    (migration 0016; three statements at once). An AGENT viewer sums the agents they are."""
+    if scope.role is Role.USER:
+        holder, ids = "owner", "CAST(:user AS bigint)"
+    else:
+        holder, ids = "agent", "SELECT id FROM agent WHERE workspace_id = :ws AND user_id = :user"
+    held = f"workspace_id = :ws AND holder = '{holder}' AND holder_id IN ({ids})"
+    sums = ", ".join(f"sum({c}) AS {c}" for c in CELL_COLUMNS)
+    cells_sql = sa.text(
+        f"""
+        SELECT bucket, {sums} FROM score_trend_holder
+        WHERE {held} AND unit = :unit AND bucket >= :start AND bucket < :stop
+        GROUP BY 1
+        """
+    )
+    segments_sql = sa.text(
+        f"""
+        SELECT dimension, value, sum(rescorings) AS rescorings,
+               sum(change_sum) AS change_sum
+        FROM score_trend_holder_segment
+        WHERE {held} AND day >= :start AND day < :stop
+        GROUP BY 1, 2
+        """
+    )
+    top_sql = sa.text(
+        f"""
+        SELECT day, lead_id, change, value, before, scored_at, before_at
+        FROM score_trend_holder_top
+        WHERE {held} AND day >= :start AND day < :stop
+        """
+    )
+    params = {
+        "ws": scope.workspace_id,
+        "user": scope.user_id,
+        "unit": unit,
+        "start": start,
+        "stop": stop,
+    }
+
+    async def read(statement: Any) -> list[Any]:
+        async with db.session() as session:
+            return list((await session.execute(statement, params)).all())
+
+    cells, segments, top = await asyncio.gather(read(cells_sql), read(segments_sql), read(top_sql))
+    rises = [Rise(trunc(r.day, unit), *r[1:]) for r in top]
+    return Found(
+        [dict(r._mapping) for r in cells],
+        best_rises(rises),
+        [dict(r._mapping) for r in segments],
+    )
+
+
 async def from_history(
     session: AsyncSession,
     scope: Scope,
     unit: str,
     start: datetime,
     stop: datetime,
-    lead_ids: Sequence[int] | None,
-    part: int = 0,
-    parts: int = 1,
+    lead_ids: Sequence[int],
 ) -> Found:
-    """Some leads only (a USER's or AGENT's, or `leadIds`): their score history itself; the
-    leads with `id % parts == part` (parts run concurrently, their numbers add up)."""
+    """Some leads only (`leadIds`, within what the viewer sees): their score history itself,
+    by the rules the rollups keep. A USER's or AGENT's whole read was this before migration
+    0016 (their leads' every scoring: ~0.7-1.5 s cold on the large bench, and growing)."""
     visible = sa.select(
         col(Lead.id),
         col(Lead.source),
         sa.func.coalesce(col(Lead.property_type), UNSPECIFIED).label("property_type"),
-    ).where(scope.leads(Lead))
-    if lead_ids is not None:
-        visible = visible.where(col(Lead.id).in_(list(lead_ids)))
-    if parts > 1:
-        visible = visible.where(col(Lead.id) % parts == part)
+    ).where(scope.leads(Lead), col(Lead.id).in_(list(lead_ids)))
     # ids and the scope's numbers only: literal binds are safe and keep the text one statement
     leads = visible.compile(compile_kwargs={"literal_binds": True})
     # each visible lead's history through the lead index (a few rows a lead), not a scan of
@@ -222,26 +294,14 @@ async def from_history(
     return found
 
 
-async def history_in_parts(
+async def from_lead_history(
     db: Database,
     scope: Scope,
     unit: str,
     start: datetime,
     stop: datetime,
-    lead_ids: Sequence[int] | None,
+    lead_ids: Sequence[int],
 ) -> Found:
-    """A USER's or AGENT's leads can be tens of thousands: two halves at once (two cores)."""
-    parts = 1 if lead_ids is not None else HISTORY_PARTS
-
-    async def part(k: int) -> Found:
-        # a transaction of its own for SET LOCAL (reads are autocommit)
-        async with db.transaction() as session:
-            return await from_history(session, scope, unit, start, stop, lead_ids, k, parts)
-
-    found = Found()
-    rises: list[Rise] = []
-    for one in await asyncio.gather(*(part(k) for k in range(parts))):
-        found.cells.extend(one.cells)
-        rises.extend(one.rises)
-    found.rises = best_rises(rises)
-    return found
+    # a transaction of its own for SET LOCAL (reads are autocommit)
+    async with db.transaction() as session:
+        return await from_history(session, scope, unit, start, stop, lead_ids)

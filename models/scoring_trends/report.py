@@ -99,13 +99,15 @@ async def improvers_of(
     return by_bucket
 
 
-def insights_of(cells: list[dict[str, Any]]) -> TrendInsights:
+def insights_of(rows: list[dict[str, Any]]) -> TrendInsights:
+    """From rescorings and change_sum per segment (`dimension`, `value`): each rescoring is in
+    one segment of each dimension."""
     total = Cell()
     by_segment: dict[tuple[str, str], Cell] = defaultdict(Cell)
-    for row in cells:
-        total.add(row)
-        by_segment[("SOURCE", row["source"])].add(row)
-        by_segment[("PROPERTY_TYPE", row["property_type"])].add(row)
+    for row in rows:
+        if row["dimension"] == "SOURCE":
+            total.add_changes(row)
+        by_segment[(row["dimension"], row["value"])].add_changes(row)
     average = rate(total.change_sum, total.rescorings)
     segments = sorted(
         (

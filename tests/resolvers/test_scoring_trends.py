@@ -1,7 +1,8 @@
 """`Workspace.scoringTrends` end to end through gql on the analytics database (a `small` seed up
 to now, every Acme lead scored once by the fixture). The tests add older score history with SQL
 (the data), then recompute every number here with polars from the raw `lead_score` and `lead`
-rows, never from the `score_trend` rollups the field reads for admins."""
+rows, never from the rollups the field reads (`score_trend*`: the workspace's for an ADMIN,
+per owner and per agent for a USER or an AGENT)."""
 
 from __future__ import annotations
 
@@ -107,6 +108,17 @@ HISTORY = [
     FROM lead l JOIN app_user u ON u.id = l.owner_id AND u.email = 'user@acme.example'
     WHERE l.workspace_id = $1 AND l.score IS NOT NULL
     ORDER BY l.id LIMIT 30
+    """,
+    # and some of the demo agent's assigned leads 14 points since 8 days ago
+    """
+    INSERT INTO lead_score (workspace_id, lead_id, model_id, model_version, value, probability,
+                            scored_at)
+    SELECT l.workspace_id, l.id, NULL, 'v-old', greatest(1, l.score - 14), 0.5,
+           now() - interval '8 days'
+    FROM lead l JOIN agent a ON a.workspace_id = l.workspace_id AND a.id = l.agent_id
+    JOIN app_user u ON u.id = a.user_id AND u.email = 'agent@acme.example'
+    WHERE l.workspace_id = $1 AND l.score IS NOT NULL
+    ORDER BY l.id LIMIT 12
     """,
     # activity between two scorings of some condos (reasons read it)
     """
@@ -556,3 +568,169 @@ def test_rollups_stay_exact_after_back_dated_and_repeated_scorings(analytics_sql
     want_cells, want_rises = recomputed_days(scorings(analytics_sql))
     assert cells == want_cells
     assert rises == want_rises
+
+
+# ---- USER and AGENT: the rollups per owner and per agent (migration 0016) ---------------------
+
+UPDATE_LEAD = """
+mutation Move($id: ID!, $input: UpdateLeadInput!) {
+  updateLead(id: $id, input: $input) { id source propertyType agent { id } }
+}
+"""
+
+
+def demo_user(sql: Any) -> int:
+    return int(sql("SELECT id FROM app_user WHERE email = 'user@acme.example'")[0]["id"])
+
+
+def demo_agents(sql: Any) -> list[int]:
+    return [
+        int(r["id"])
+        for r in sql(
+            "SELECT a.id FROM agent a JOIN app_user u ON u.id = a.user_id "
+            "WHERE a.workspace_id = $1 AND u.email = 'agent@acme.example'",
+            ACME,
+        )
+    ]
+
+
+def improver_ids(got: dict[str, Any]) -> set[int]:
+    return {int(i["leadId"]) for p in got["trends"] for i in p["topImprovers"]}
+
+
+def assert_viewers_match(user: Persona, agent: Persona, sql: Any) -> None:
+    """Both viewers' trends, each period and bucket, equal a recomputation over their leads."""
+    scored = scorings(sql)
+    owned = scored.filter(pl.col("owner_id") == demo_user(sql))
+    assigned = scored.filter(pl.col("agent_id").is_in(demo_agents(sql)))
+    for period, group_by in (("D90", "DAY"), ("D30", "WEEK"), ("D90", "MONTH"), ("D7", "DAY")):
+        got = trends(user, period=period, groupBy=group_by)
+        assert_matches(got, expected(owned, *window(got), group_by))
+        got = trends(agent, period=period, groupBy=group_by)
+        assert_matches(got, expected(assigned, *window(got), group_by))
+
+
+@pytest.mark.usefixtures("history")
+def test_user_and_agent_read_their_rollups_for_every_period(
+    analytics_user: Persona, analytics_agent: Persona, analytics_sql: Any
+) -> None:
+    assert_viewers_match(analytics_user, analytics_agent, analytics_sql)
+    # the user's own risen leads are their top improvers, and only their leads are
+    got = trends(analytics_user, period="D30")
+    owned = {
+        r["id"]
+        for r in analytics_sql(
+            "SELECT id FROM lead WHERE workspace_id = $1 AND owner_id = $2",
+            ACME,
+            demo_user(analytics_sql),
+        )
+    }
+    assert improver_ids(got) and improver_ids(got) <= owned
+    improvers = [i for p in got["trends"] for i in p["topImprovers"]]
+    assert all(i["scoreIncrease"] >= MIN_IMPROVEMENT for i in improvers)
+    # narrowed to some of their leads, the user's numbers are those leads' (their history)
+    some = sorted(owned)[:40]
+    got = trends(analytics_user, period="D90", leadIds=[str(i) for i in some])
+    scored = scorings(analytics_sql).filter(pl.col("lead_id").is_in(some))
+    assert_matches(got, expected(scored, *window(got), "DAY"))
+
+
+def biggest_rises(scored: pl.DataFrame, since: datetime) -> pl.DataFrame:
+    """Every lead's biggest rise since `since`, biggest first."""
+    return (
+        scored.with_columns(change=pl.col("value") - pl.col("prev"))
+        .filter((pl.col("scored_at") >= since) & (pl.col("change") >= MIN_IMPROVEMENT))
+        .sort(["change", "lead_id"], descending=[True, False])
+        .unique("lead_id", keep="first", maintain_order=True)
+    )
+
+
+@pytest.mark.usefixtures("history")
+def test_reassigned_leads_take_their_whole_history_along(
+    analytics_admin: Persona,
+    analytics_user: Persona,
+    analytics_agent: Persona,
+    analytics_sql: Any,
+) -> None:
+    sql = analytics_sql
+    user, agents = demo_user(sql), demo_agents(sql)
+    other_agent = sql(
+        "SELECT id FROM agent WHERE workspace_id = $1 AND NOT (id = ANY($2::bigint[])) "
+        "ORDER BY id LIMIT 1",
+        ACME,
+        agents,
+    )[0]["id"]
+    other_owner = sql(
+        "SELECT owner_id FROM lead WHERE workspace_id = $1 AND owner_id <> $2 LIMIT 1", ACME, user
+    )[0]["owner_id"]
+    start = window(trends(analytics_user, period="D90"))[0]
+    rises = biggest_rises(scorings(sql), start)
+    # given each viewer's top improvers, and the biggest risers of the workspace they lack
+    user_top = improver_ids(trends(analytics_user, period="D90"))
+    agent_top = improver_ids(trends(analytics_agent, period="D90"))
+    assert user_top and agent_top
+    to_user = rises.filter((pl.col("owner_id") != user) & pl.col("owner_id").is_not_null()).head(2)
+    to_agent = rises.filter(
+        ~pl.col("agent_id").is_in(agents)
+        & pl.col("agent_id").is_not_null()
+        & pl.col("property_type").is_in(["CONDO", "SINGLE_FAMILY", "TOWNHOUSE"])
+    ).head(2)
+    from_user, from_agent = sorted(user_top)[:2], sorted(agent_top)[:2]
+    owners = {
+        r["id"]: r["owner_id"]
+        for r in sql(
+            "SELECT id, owner_id FROM lead WHERE workspace_id = $1 AND id = ANY($2::bigint[])",
+            ACME,
+            [*to_user["lead_id"], *from_user],
+        )
+    }
+    assigned = {
+        r["id"]: (r["agent_id"], r["source"], r["property_type"])
+        for r in sql(
+            "SELECT id, agent_id, source, property_type FROM lead WHERE workspace_id = $1 "
+            "AND id = ANY($2::bigint[])",
+            ACME,
+            [*to_agent["lead_id"], *from_agent],
+        )
+    }
+
+    def own(lead: int, owner: int) -> None:
+        # no mutation changes a lead's owner: the data changes under the rollups
+        sql("UPDATE lead SET owner_id = $3 WHERE workspace_id = $1 AND id = $2", ACME, lead, owner)
+
+    def assign(lead: int, **input: Any) -> None:
+        analytics_admin.execute(UPDATE_LEAD, id=str(lead), input=input)
+
+    # when leads move in and out of the user's and the agent's hands (an updateLead each for
+    # the agents, after the owners so that it also empties the analytics cache), one arriving
+    # lead also changing segment
+    for lead in to_user["lead_id"]:
+        own(lead, user)
+    for lead in from_user:
+        own(lead, other_owner)
+    for lead in from_agent:
+        assign(lead, agentId=str(other_agent))
+    arriving = [int(i) for i in to_agent["lead_id"]]
+    assign(arriving[0], agentId=str(agents[0]), source="OPEN_HOUSE", propertyType="LAND")
+    for lead in arriving[1:]:
+        assign(lead, agentId=str(agents[0]))
+    # then each viewer's numbers are their leads' whole history, top improvers included
+    assert_viewers_match(analytics_user, analytics_agent, sql)
+    assert set(to_user["lead_id"]) <= improver_ids(trends(analytics_user, period="D90"))
+    assert not set(from_user) & improver_ids(trends(analytics_user, period="D90"))
+    assert set(arriving) <= improver_ids(trends(analytics_agent, period="D90"))
+    assert not set(from_agent) & improver_ids(trends(analytics_agent, period="D90"))
+    # and the workspace's segments follow the changed one
+    got = trends(analytics_admin, period="D90")
+    assert_matches(got, expected(scorings(sql), *window(got), "DAY"))
+
+    # when every lead goes back, so do the numbers
+    for lead, owner in owners.items():
+        own(lead, owner)
+    for lead, (agent, source, property_type) in assigned.items():
+        assign(lead, agentId=str(agent), source=source, propertyType=property_type)
+    assert_viewers_match(analytics_user, analytics_agent, sql)
+    assert improver_ids(trends(analytics_user, period="D90")) == user_top
+    assert improver_ids(trends(analytics_agent, period="D90")) == agent_top
+    got = trends(analytics_admin, period="D90")
+    assert_matches(got, expected(scorings(sql), *window(got), "DAY"))
