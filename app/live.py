@@ -1,6 +1,7 @@
 """The live hub: change events mark (workspace, topic) groups dirty; each dirty group is
 recomputed at most once per tick for all its subscribers, who get the value only when it
-changed, through bounded latest-wins queues (a slow client skips stale snapshots)."""
+changed: written to their sockets by the hub itself where it can (`Direct`, shared snapshots),
+else through bounded latest-wins queues (a slow client skips stale snapshots)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ class SharedSnapshot:
     depends on nothing but the value and the operation (plain fields: no resolver reads the
     context, the viewer or loaders). The server executes an operation's selection set on it
     once, not once per subscriber (app/main.py `SharedSnapshotExecution`); the results are
-    kept on the value itself, so they go with it."""
+    kept on the value itself, so they go with it. The subscription's resolver yields the
+    hub's values unchanged: the hub may send them to the socket itself (`Direct`)."""
 
     def executed(self) -> dict[Any, Any]:
         """(operation, variables) -> the execution result, filled by the server."""
