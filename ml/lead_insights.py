@@ -213,7 +213,7 @@ async def lead_insights(
 
     async def read(query: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         # a session each: Postgres works on the statements in parallel
-        async with db.session() as session:
+        async with db.custom_plans() as session:
             return await query(session, *args, **kwargs)
 
     totals, counts, page = await asyncio.gather(
