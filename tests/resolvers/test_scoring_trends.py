@@ -99,26 +99,40 @@ HISTORY = [
     WHERE l.workspace_id = $1 AND l.source = 'WEBSITE' AND l.score IS NOT NULL
     ORDER BY l.id LIMIT 20
     """,
-    # some of the demo user's own leads rose 11 points since 10 days ago
+    # some of the demo user's own leads rose 11 points since 10 days ago (leads scored above 11,
+    # so that the rise is whole whatever scores the fixture's model gave)
     """
     INSERT INTO lead_score (workspace_id, lead_id, model_id, model_version, value, probability,
                             scored_at)
-    SELECT l.workspace_id, l.id, NULL, 'v-old', greatest(1, l.score - 11), 0.5,
-           now() - interval '10 days'
+    SELECT l.workspace_id, l.id, NULL, 'v-old', l.score - 11, 0.5, now() - interval '10 days'
     FROM lead l JOIN app_user u ON u.id = l.owner_id AND u.email = 'user@acme.example'
-    WHERE l.workspace_id = $1 AND l.score IS NOT NULL
+    WHERE l.workspace_id = $1 AND l.score > 11
     ORDER BY l.id LIMIT 30
     """,
-    # and some of the demo agent's assigned leads 14 points since 8 days ago
+    # and some of the demo agent's assigned leads 14 points since 8 days ago (scored above 14)
     """
     INSERT INTO lead_score (workspace_id, lead_id, model_id, model_version, value, probability,
                             scored_at)
-    SELECT l.workspace_id, l.id, NULL, 'v-old', greatest(1, l.score - 14), 0.5,
-           now() - interval '8 days'
+    SELECT l.workspace_id, l.id, NULL, 'v-old', l.score - 14, 0.5, now() - interval '8 days'
     FROM lead l JOIN agent a ON a.workspace_id = l.workspace_id AND a.id = l.agent_id
     JOIN app_user u ON u.id = a.user_id AND u.email = 'agent@acme.example'
-    WHERE l.workspace_id = $1 AND l.score IS NOT NULL
+    WHERE l.workspace_id = $1 AND l.score > 14
     ORDER BY l.id LIMIT 12
+    """,
+    # four leads of neither demo persona rose 45 points since 3 days ago, more than any rise
+    # above: the reassignment test moves them to the user and the agent, whose top improvers they
+    # then are whatever scores the fixture's model gave
+    """
+    INSERT INTO lead_score (workspace_id, lead_id, model_id, model_version, value, probability,
+                            scored_at)
+    SELECT l.workspace_id, l.id, NULL, 'v-moved', l.score - 45, 0.5, now() - interval '3 days'
+    FROM lead l
+    WHERE l.workspace_id = $1 AND l.score > 45 AND l.source <> 'COLD_CALL'
+      AND l.property_type IN ('SINGLE_FAMILY', 'TOWNHOUSE')
+      AND l.owner_id <> (SELECT id FROM app_user WHERE email = 'user@acme.example')
+      AND l.agent_id NOT IN (SELECT a.id FROM agent a JOIN app_user u ON u.id = a.user_id
+                             WHERE u.email = 'agent@acme.example')
+    ORDER BY l.id LIMIT 4
     """,
     # activity between two scorings of some condos (reasons read it)
     """
@@ -635,16 +649,6 @@ def test_user_and_agent_read_their_rollups_for_every_period(
     assert_matches(got, expected(scored, *window(got), "DAY"))
 
 
-def biggest_rises(scored: pl.DataFrame, since: datetime) -> pl.DataFrame:
-    """Every lead's biggest rise since `since`, biggest first."""
-    return (
-        scored.with_columns(change=pl.col("value") - pl.col("prev"))
-        .filter((pl.col("scored_at") >= since) & (pl.col("change") >= MIN_IMPROVEMENT))
-        .sort(["change", "lead_id"], descending=[True, False])
-        .unique("lead_id", keep="first", maintain_order=True)
-    )
-
-
 @pytest.mark.usefixtures("history")
 def test_reassigned_leads_take_their_whole_history_along(
     analytics_admin: Persona,
@@ -663,25 +667,28 @@ def test_reassigned_leads_take_their_whole_history_along(
     other_owner = sql(
         "SELECT owner_id FROM lead WHERE workspace_id = $1 AND owner_id <> $2 LIMIT 1", ACME, user
     )[0]["owner_id"]
-    start = window(trends(analytics_user, period="D90"))[0]
-    rises = biggest_rises(scorings(sql), start)
-    # given each viewer's top improvers, and the biggest risers of the workspace they lack
+    # given the four leads of neither persona that rose most (HISTORY)
+    moved = [
+        r["lead_id"]
+        for r in sql(
+            "SELECT lead_id FROM lead_score WHERE workspace_id = $1 AND model_version = 'v-moved' "
+            "ORDER BY lead_id",
+            ACME,
+        )
+    ]
+    assert len(moved) == 4
+    to_user, to_agent = moved[:2], moved[2:]
+    # and each viewer's top improvers
     user_top = improver_ids(trends(analytics_user, period="D90"))
     agent_top = improver_ids(trends(analytics_agent, period="D90"))
     assert user_top and agent_top
-    to_user = rises.filter((pl.col("owner_id") != user) & pl.col("owner_id").is_not_null()).head(2)
-    to_agent = rises.filter(
-        ~pl.col("agent_id").is_in(agents)
-        & pl.col("agent_id").is_not_null()
-        & pl.col("property_type").is_in(["CONDO", "SINGLE_FAMILY", "TOWNHOUSE"])
-    ).head(2)
     from_user, from_agent = sorted(user_top)[:2], sorted(agent_top)[:2]
     owners = {
         r["id"]: r["owner_id"]
         for r in sql(
             "SELECT id, owner_id FROM lead WHERE workspace_id = $1 AND id = ANY($2::bigint[])",
             ACME,
-            [*to_user["lead_id"], *from_user],
+            [*to_user, *from_user],
         )
     }
     assigned = {
@@ -690,7 +697,7 @@ def test_reassigned_leads_take_their_whole_history_along(
             "SELECT id, agent_id, source, property_type FROM lead WHERE workspace_id = $1 "
             "AND id = ANY($2::bigint[])",
             ACME,
-            [*to_agent["lead_id"], *from_agent],
+            [*to_agent, *from_agent],
         )
     }
 
@@ -704,19 +711,19 @@ def test_reassigned_leads_take_their_whole_history_along(
     # when leads move in and out of the user's and the agent's hands (an updateLead each for
     # the agents, after the owners so that it also empties the analytics cache), one arriving
     # lead also changing segment
-    for lead in to_user["lead_id"]:
+    for lead in to_user:
         own(lead, user)
     for lead in from_user:
         own(lead, other_owner)
     for lead in from_agent:
         assign(lead, agentId=str(other_agent))
-    arriving = [int(i) for i in to_agent["lead_id"]]
+    arriving = to_agent
     assign(arriving[0], agentId=str(agents[0]), source="OPEN_HOUSE", propertyType="LAND")
     for lead in arriving[1:]:
         assign(lead, agentId=str(agents[0]))
     # then each viewer's numbers are their leads' whole history, top improvers included
     assert_viewers_match(analytics_user, analytics_agent, sql)
-    assert set(to_user["lead_id"]) <= improver_ids(trends(analytics_user, period="D90"))
+    assert set(to_user) <= improver_ids(trends(analytics_user, period="D90"))
     assert not set(from_user) & improver_ids(trends(analytics_user, period="D90"))
     assert set(arriving) <= improver_ids(trends(analytics_agent, period="D90"))
     assert not set(from_agent) & improver_ids(trends(analytics_agent, period="D90"))
