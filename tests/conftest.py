@@ -15,7 +15,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -45,13 +45,27 @@ def _plain(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://")
 
 
-async def recreate_database(admin_url: str, name: str) -> str:
+# the databases this session created, dropped when it ends (the server may be the machine's)
+_CREATED: set[str] = set()
+
+
+async def _drop_databases(admin_url: str, names: Iterable[str]) -> None:
     conn = await asyncpg.connect(_plain(admin_url))
     try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for name in names:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def recreate_database(admin_url: str, name: str) -> str:
+    await _drop_databases(admin_url, [name])
+    conn = await asyncpg.connect(_plain(admin_url))
+    try:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
+    _CREATED.add(name)
     base, _, query = _plain(admin_url).partition("?")
     return base.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else "")
 
@@ -62,6 +76,7 @@ def admin_database_url() -> Iterator[str]:
     url = os.environ.get("DASHGRAPH_TEST_DATABASE_URL")
     if url:
         yield url
+        asyncio.run(_drop_databases(url, sorted(_CREATED)))
         return
     from app.embedded import EmbeddedPostgres
 
