@@ -264,7 +264,7 @@ async def usage_field(
         return None
 
     async def compute() -> dict[int, ap.AgentUsage]:
-        async with info.context.db.session() as session:
+        async with info.context.db.custom_plans() as session:
             return await ap.agent_usage(session, scope, span, granularity.value, kind)
 
     # one computation for all the agents of the kind (a list of agents is one statement)

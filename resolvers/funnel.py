@@ -239,7 +239,7 @@ async def conversion_funnel_field(
     wanted.validate()
 
     async def compute() -> FunnelReport:
-        async with info.context.db.session() as session:
+        async with info.context.db.custom_plans() as session:
             return await funnel.conversion_funnel(
                 session, scope, period=period.value, segment=wanted
             )

@@ -152,7 +152,7 @@ class MlAnalyticsQueries:
         scope = await info.context.scope(workspace_id)
         if not scope.is_admin:
             raise Forbidden("The ML dashboard is for workspace admins")
-        async with info.context.db.session() as session:
+        async with info.context.db.custom_plans() as session:
             a = await analytics.ml_analytics(session, scope, period.value)
         champion = a.champion
         return MlAnalytics(

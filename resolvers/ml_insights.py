@@ -158,7 +158,7 @@ async def insights_report(
     limit: int,
     period: Period,
 ) -> InsightReport:
-    async with context.db.session() as session:
+    async with context.db.custom_plans() as session:
         return await insights.ml_insights(
             session, scope, category=category, limit=limit, timeframe=period.value
         )
@@ -326,7 +326,7 @@ async def market_insights_field(
     property_type: PropertyType | None,
     timeframe: Period,
 ) -> MarketInsights:
-    async with info.context.db.session() as session:
+    async with info.context.db.custom_plans() as session:
         found = await market.market_insights(
             session,
             scope,

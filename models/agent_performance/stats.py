@@ -92,12 +92,12 @@ async def _agents(db: Database, scope: Scope) -> list[sa.Row]:
         .where(scope.where(Agent))
         .order_by(col(Agent.id))
     )
-    async with db.session() as session:
+    async with db.custom_plans() as session:
         return list((await session.execute(query)).all())
 
 
 async def _rows(db: Database, statement: sa.TextClause, params: dict[str, object]) -> list[sa.Row]:
-    async with db.session() as session:
+    async with db.custom_plans() as session:
         return list((await session.execute(statement, params)).all())
 
 

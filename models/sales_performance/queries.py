@@ -69,7 +69,7 @@ async def cohort(db: Database, scope: Scope, w: Window, unit: str) -> list[Any]:
         sa.func.count().filter(c.score >= HIGH_VALUE_SCORE).label("high_value"),
         sa.func.count().filter(c.stage.in_([s.value for s in QUALIFIED_STAGES])).label("qualified"),
     )
-    async with db.session() as session:
+    async with db.custom_plans() as session:
         return list((await session.execute(query)).all())
 
 
@@ -77,7 +77,7 @@ async def conversions(db: Database, scope: Scope, w: Window, unit: str) -> list[
     """Leads WON in the window and the one before (the partial index on `converted_at`)."""
     won = col(Lead.stage) == LeadStage.WON.value
     base = _leads_at(scope, w, unit, Lead.converted_at, where=[won])
-    async with db.session() as session:
+    async with db.custom_plans() as session:
         return list((await session.execute(_grouped(base, sa.func.count().label("n")))).all())
 
 
@@ -116,7 +116,7 @@ async def response_hours(db: Database, scope: Scope, w: Window) -> dict[bool, tu
         .where(col(G.first_response_at).is_not(None))
         .group_by(sa.text("1"))
     )
-    async with db.session() as session:
+    async with db.custom_plans() as session:
         rows = (await session.execute(query)).all()
     return {bool(cur): (int(n), float(median or 0.0)) for cur, n, median in rows}
 
@@ -185,7 +185,7 @@ async def events(db: Database, scope: Scope, w: Window) -> dict[bool, dict[str, 
             )
         ]
     out: dict[bool, dict[str, int]] = {True: {}, False: {}}
-    async with db.session() as session:
+    async with db.custom_plans() as session:
         for query in queries:
             for type_, cur, n in (await session.execute(query)).all():
                 bucket = out[bool(cur)]
@@ -201,7 +201,7 @@ async def generation(db: Database, scope: Scope, end: datetime) -> tuple[int, in
         sa.func.count().filter(created >= end - timedelta(days=7)),
         sa.func.count(),
     ).where(scope.leads(Lead), created >= end - timedelta(days=30), created < end)
-    async with db.session() as session:
+    async with db.custom_plans() as session:
         daily, weekly, monthly = (await session.execute(query)).one()
     return int(daily), int(weekly), int(monthly)
 
@@ -211,7 +211,7 @@ async def agents_and_thresholds(
 ) -> tuple[dict[int, Agent], PerformanceThreshold]:
     """The workspace's agents (a lead's agent is visible to whoever sees the lead) and its
     alert thresholds."""
-    async with db.session() as session:
+    async with db.custom_plans() as session:
         rows = (await session.execute(select(Agent).where(scope.where(Agent)))).scalars()
         agents = {row.id: row for row in rows if row.id is not None}
         return agents, await load_thresholds(session, scope.workspace_id)

@@ -158,7 +158,7 @@ async def from_rollup(
     params = {"ws": workspace_id, "unit": unit, "start": start, "stop": stop}
 
     async def read(statement: Any) -> list[Any]:
-        async with db.session() as session:
+        async with db.custom_plans() as session:
             return list((await session.execute(statement, params)).all())
 
     cells, top = await asyncio.gather(read(cells_sql), read(top_sql))
@@ -209,7 +209,7 @@ async def from_holder_rollup(
     }
 
     async def read(statement: Any) -> list[Any]:
-        async with db.session() as session:
+        async with db.custom_plans() as session:
             return list((await session.execute(statement, params)).all())
 
     cells, segments, top = await asyncio.gather(read(cells_sql), read(segments_sql), read(top_sql))

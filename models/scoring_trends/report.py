@@ -68,7 +68,7 @@ async def improvers_of(
     }
 
     async def read(statement: Any) -> list[Any]:
-        async with db.session() as session:
+        async with db.custom_plans() as session:
             return list((await session.execute(statement, params)).all())
 
     events, versions = await asyncio.gather(read(_REASONS), read(_VERSIONS))

@@ -98,7 +98,7 @@ def local_midnight(now: datetime, timezone: str) -> datetime:
 
 
 async def _workspace_timezone(db: Database, workspace_id: int) -> str:
-    async with db.session() as session:
+    async with db.custom_plans() as session:
         tz = await session.scalar(
             sa.select(col(Workspace.timezone)).where(col(Workspace.id) == workspace_id)
         )
@@ -115,7 +115,7 @@ async def _active_counts(
         .where(rs.in_progress(r, ids))
         .group_by(r.c.workflow_id, r.c.status)
     )
-    async with db.session() as session:
+    async with db.custom_plans() as session:
         return {(int(wf), str(s)): int(n) for wf, s, n in await session.execute(query)}
 
 
@@ -152,7 +152,7 @@ async def _active_runs(
         .order_by(w.c.id, runs.c.next_action_at.asc().nulls_last(), runs.c.id)
     )
     out: dict[int, list[Any]] = {}
-    async with db.session() as session:
+    async with db.custom_plans() as session:
         for row in await session.execute(query):
             out.setdefault(int(row.workflow_id), []).append(row)
     return out

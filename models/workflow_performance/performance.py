@@ -76,7 +76,7 @@ async def _conversions(
         .where(rs.where(r), r.c.workflow_id.in_(ids), finished_in(r, span.start, span.end))
         .group_by(r.c.workflow_id)
     )
-    async with db.session() as session:
+    async with db.custom_plans() as session:
         return {int(wf): (int(n), int(w)) for wf, n, w in await session.execute(query)}
 
 
@@ -85,7 +85,7 @@ async def _lead_counts(db: Database, scope: Scope) -> tuple[int, int]:
     query = sa.select(
         sa.func.count(), sa.func.count().filter(col(Lead.stage) == LeadStage.WON)
     ).where(scope.leads(Lead))
-    async with db.session() as session:
+    async with db.custom_plans() as session:
         leads, won = (await session.execute(query)).one()
     return int(leads), int(won)
 

@@ -47,7 +47,7 @@ async def raw_totals(
         .group_by(r.c.workflow_id, r.c.status)
     )
     out = WindowTotals()
-    async with db.session() as session:
+    async with db.custom_plans() as session:
         for wf, status, n, seconds, done in await session.execute(runs):
             out.add_run(wf, status, n, seconds, done)
         if steps:
@@ -91,7 +91,7 @@ async def rollup_totals(
     """Runs finished on whole UTC days [first_day, last_day] from the rollups (ADMIN only)."""
     days = (workspace_id, ids, first_day, last_day)
     out = WindowTotals()
-    async with db.session() as session:
+    async with db.custom_plans() as session:
         runs = _day_sums(WorkflowRunDay, "status", ("runs", "seconds", "steps"), *days)
         for wf, status, n, seconds, done in await session.execute(runs):
             out.add_run(wf, status, n, seconds, done)

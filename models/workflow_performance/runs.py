@@ -111,7 +111,7 @@ async def workflow_defs(
         query = query.where(col(Workflow.status) == status)
     if types is not None:
         query = query.where(col(Workflow.type).in_(list(types)))
-    async with db.session() as session:
+    async with db.custom_plans() as session:
         rows = (await session.execute(query.order_by(col(Workflow.id)))).scalars().all()
     return [
         WorkflowDef(

@@ -112,7 +112,7 @@ async def scoped_numbers(
             .group_by(a.c.workflow_id, a.c.status)
         )
     out = ScopedNumbers()
-    async with db.session() as session:
+    async with db.custom_plans() as session:
         rows = await session.execute(sa.union_all(*parts))
     for kind, wf, key, count, amount, extra in rows:
         if kind == "run":

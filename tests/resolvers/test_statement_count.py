@@ -100,6 +100,9 @@ async def _statements_since_reset(url: str) -> int:
                 # asyncpg's one-time set-up of a connection the pool opens (type introspection,
                 # with JIT switched off around it): connection cost, not the request's statements
                 " AND s.query NOT ILIKE '%typeinfo_tree%' AND s.query NOT ILIKE '%set_config(%'"
+                # transaction control around a session's reads (analytics run in transactions
+                # planned for their values, `Database.custom_plans`): a fixed cost per session
+                " AND s.query !~* '^(BEGIN|COMMIT|ROLLBACK|SET LOCAL)'"
             )
         )
     finally:
