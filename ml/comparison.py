@@ -1,15 +1,19 @@
-"""Model comparison report (seed 003 "Model Comparison"): test-split metrics side by side,
-the winner per metric and overall, and a recommendation built from those numbers."""
+"""Model comparison report (seed 003 "Model Comparison"): test-split metrics and the serving
+latency over a period side by side, the winner per metric and overall, and a recommendation
+built from those numbers."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from ml.monitoring import BUCKETS, minute_of, quantile
 from ml.registry import _WITHOUT_ARTIFACT
 from models.errors import ModelNotFound, Validator
 from models.ml_models import CHALLENGER, CHAMPION, MlModel
@@ -21,9 +25,10 @@ MIN_MODELS, MAX_MODELS = 2, 10
 @dataclass(frozen=True, slots=True)
 class Metric:
     slug: str  # the name clients use
-    key: str  # its key in a split of `ml_model.metrics`
+    key: str  # its key in a split of `ml_model.metrics`, or in `Serving`
     label: str
     higher_is_better: bool = True
+    serving: bool = False  # measured on the version's predictions in the period, not on test
 
 
 METRICS: dict[str, Metric] = {
@@ -35,8 +40,45 @@ METRICS: dict[str, Metric] = {
         Metric("recall", "recall", "recall"),
         Metric("f1Score", "f1_score", "F1"),
         Metric("liftTopDecile", "lift_top_decile", "top-decile lift"),
+        Metric("latency", "p50_ms", "p50 latency (ms)", higher_is_better=False, serving=True),
     )
 }
+
+# per model id, its serving measures in the period (`p50_ms`: None without predictions)
+Serving = Mapping[int, Mapping[str, float | None]]
+
+# every prediction call of the versions in the window, as one latency histogram per version
+_LATENCY = sa.text(
+    """
+SELECT s.model_id, t.i, sum(t.b) AS calls
+FROM ml_prediction_stat s, unnest(s.latency_buckets) WITH ORDINALITY AS t(b, i)
+WHERE s.workspace_id = :ws AND s.model_id = ANY(:models) AND s.minute >= :since
+  AND s.minute < :until
+GROUP BY 1, 2
+"""
+)
+
+
+async def serving_measures(
+    session: AsyncSession,
+    workspace_id: int,
+    model_ids: Sequence[int],
+    since: datetime,
+    until: datetime,
+) -> dict[int, dict[str, float | None]]:
+    """Each version's p50 prediction latency over [since, until) (the histogram of
+    `MlModel.performance`, ml/monitoring.py): one statement."""
+    histograms = {i: [0] * BUCKETS for i in model_ids}
+    params = {
+        "ws": workspace_id,
+        "models": list(model_ids),
+        "since": minute_of(since),
+        "until": until,
+    }
+    for model_id, index, calls in (await session.execute(_LATENCY, params)).all():
+        if 1 <= index <= BUCKETS:
+            histograms[int(model_id)][int(index) - 1] += int(calls)
+    return {i: {"p50_ms": quantile(h, 0.5)} for i, h in histograms.items()}
 
 
 @dataclass(slots=True)
@@ -66,8 +108,16 @@ def value_on_test(model: MlModel, metric: Metric) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _compare_metric(models: Sequence[MlModel], metric: Metric) -> MetricComparison:
-    values = [(m, value_on_test(m, metric)) for m in models]
+def value_of(model: MlModel, metric: Metric, serving: Serving) -> float | None:
+    if metric.serving:
+        return serving.get(model.id or 0, {}).get(metric.key)
+    return value_on_test(model, metric)
+
+
+def _compare_metric(
+    models: Sequence[MlModel], metric: Metric, serving: Serving
+) -> MetricComparison:
+    values = [(m, value_of(m, metric, serving)) for m in models]
     sign = 1 if metric.higher_is_better else -1
     ranked = sorted((sign * v, i) for i, (_, v) in enumerate(values) if v is not None)
     if not ranked:
@@ -88,10 +138,14 @@ def _label(model: MlModel) -> str:
     return f"{model.name} v{model.version}"
 
 
-def compare(models: Sequence[MlModel], metric_slugs: Sequence[str]) -> Comparison:
-    """The report over already loaded versions (pure). The overall winner wins most metrics;
-    ties go to the higher first metric, then to the champion, then to the older version."""
-    metrics = [_compare_metric(models, METRICS[slug]) for slug in metric_slugs]
+def compare(
+    models: Sequence[MlModel], metric_slugs: Sequence[str], serving: Serving | None = None
+) -> Comparison:
+    """The report over already loaded versions and their serving measures (pure). The overall
+    winner wins most metrics; ties go to the better first metric, then to the champion, then
+    to the older version."""
+    serving = serving or {}
+    metrics = [_compare_metric(models, METRICS[slug], serving) for slug in metric_slugs]
     wins = {m.id: 0 for m in models if m.id is not None}
     for row in metrics:
         if row.winner is not None and row.winner.id is not None:
@@ -99,20 +153,20 @@ def compare(models: Sequence[MlModel], metric_slugs: Sequence[str]) -> Compariso
     first = metrics[0]
 
     def rank(model: MlModel) -> tuple[int, float, bool, int]:
-        value = value_on_test(model, first.metric)
+        value = value_of(model, first.metric, serving)
         signed = (
             -math.inf if value is None else value * (1 if first.metric.higher_is_better else -1)
         )
         return (wins.get(model.id or 0, 0), signed, model.alias == CHAMPION, -(model.id or 0))
 
-    measured = [m for m in models if value_on_test(m, first.metric) is not None]
+    measured = [m for m in models if value_of(m, first.metric, serving) is not None]
     winner = max(measured, key=rank) if measured else None
     return Comparison(
         models=list(models),
         metrics=metrics,
         wins=wins,
         winner=winner,
-        recommendation=_recommendation(models, metrics, wins, winner),
+        recommendation=_recommendation(models, metrics, wins, winner, serving),
     )
 
 
@@ -121,12 +175,15 @@ def _recommendation(
     metrics: list[MetricComparison],
     wins: dict[int, int],
     winner: MlModel | None,
+    serving: Serving,
 ) -> str:
-    if winner is None or winner.id is None:
-        return "No compared model has test metrics yet: train or wait for the running training."
     first = metrics[0]
-    value = value_on_test(winner, first.metric)
-    others = [(m, value_on_test(m, first.metric)) for m in models if m.id != winner.id]
+    if winner is None or winner.id is None:
+        if first.metric.serving:
+            return "No compared model made predictions in the period."
+        return "No compared model has test metrics yet: train or wait for the running training."
+    value = value_of(winner, first.metric, serving)
+    others = [(m, value_of(m, first.metric, serving)) for m in models if m.id != winner.id]
     measured = [(m, v) for m, v in others if v is not None]
     sign = 1 if first.metric.higher_is_better else -1
     versus = ""
@@ -151,9 +208,16 @@ def _recommendation(
 
 
 async def compare_models(
-    session: AsyncSession, scope: Scope, ids: Sequence[int], metric_slugs: Sequence[str] | None
+    session: AsyncSession,
+    scope: Scope,
+    ids: Sequence[int],
+    metric_slugs: Sequence[str] | None,
+    *,
+    since: datetime,
+    until: datetime,
 ) -> Comparison:
-    """Validate, load the workspace's versions `ids` (MODEL_NOT_FOUND names the missing)."""
+    """Validate, load the workspace's versions `ids` (MODEL_NOT_FOUND names the missing);
+    serving metrics (latency) cover their predictions in [since, until)."""
     slugs = list(metric_slugs) if metric_slugs is not None else list(METRICS)
     unknown = [s for s in slugs if s not in METRICS]
     v = Validator()
@@ -174,4 +238,7 @@ async def compare_models(
     missing = [str(i) for i in ids if i not in by_id]
     if missing:
         raise ModelNotFound("Models not found", modelIds=missing)
-    return compare([by_id[i] for i in ids], slugs)
+    serving: Serving = {}
+    if any(METRICS[slug].serving for slug in slugs):
+        serving = await serving_measures(session, scope.workspace_id, ids, since, until)
+    return compare([by_id[i] for i in ids], slugs, serving)

@@ -11,8 +11,11 @@ import strawberry
 from strawberry.types.unset import UNSET
 
 from ml import comparison, config, deployment, registry
+from models.db import utcnow
 from models.ml_models import ModelType
+from models.periods import PERIODS
 from resolvers.context import Info
+from resolvers.enums import Period
 from resolvers.ids import parse_id
 from resolvers.jobs import Job
 from resolvers.ml_models import MlModel
@@ -261,8 +264,9 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 @strawberry.type
 class MlRegistryQueries:
     @strawberry.field(
-        description="Test-split metrics of 2..10 versions side by side (metrics: auc, accuracy, "
-        "precision, recall, f1Score, liftTopDecile; default all) with winners and a "
+        description="2..10 versions side by side (metrics: auc, accuracy, precision, recall, "
+        "f1Score, liftTopDecile on their test split; latency: p50 ms of their predictions in "
+        "`period`, lower is better, null without any; default all) with winners and a "
         "recommendation"
     )
     async def compare_models(
@@ -270,12 +274,21 @@ class MlRegistryQueries:
         info: Info,
         ids: list[strawberry.ID],
         metrics: list[str] | None = None,
+        period: Period = Period.D30,
         workspace_id: strawberry.ID | None = None,
     ) -> ModelComparison:
         scope = await info.context.scope(workspace_id)
         model_ids = [parse_id(i, "ids") for i in ids]
+        until = utcnow()
         async with info.context.db.session() as session:
-            report = await comparison.compare_models(session, scope, model_ids, metrics)
+            report = await comparison.compare_models(
+                session,
+                scope,
+                model_ids,
+                metrics,
+                since=until - PERIODS[period.value],
+                until=until,
+            )
         return ModelComparison(
             models=[MlModel.from_row(m) for m in report.models],
             metrics=[MetricComparison.from_row(m) for m in report.metrics],

@@ -20,6 +20,7 @@ from gql.graphql_request import GraphQLRequest
 from app.main import create_app
 from ml import registry
 from ml.features import FEATURES
+from ml.monitoring import BOUNDS_MS
 from models.db import Database
 from models.jobs import JobPriority, claim, enqueue
 from models.ml_models import MlConfig, MlModel, ab_bucket
@@ -77,8 +78,8 @@ mutation SetStatus($id: ID!, $status: ModelStatus!) {
 }
 """
 COMPARE = """
-query Compare($ids: [ID!]!, $metrics: [String!]) {
-  compareModels(ids: $ids, metrics: $metrics) {
+query Compare($ids: [ID!]!, $metrics: [String!], $period: Period! = D30) {
+  compareModels(ids: $ids, metrics: $metrics, period: $period) {
     models { id }
     metrics {
       metric higherIsBetter best difference winner { id }
@@ -424,6 +425,82 @@ def test_compare_models_per_metric_winner_difference_and_recommendation(
     assert ("Keep" in sentence) is (overall == champion_v1["id"])
 
 
+def histogram_p50(buckets: list[int]) -> float | None:
+    """The median of a latency histogram (upper bounds BOUNDS_MS, then +inf), interpolated
+    within its bucket: the documented rule of `MlModel.performance` and compareModels."""
+    total = sum(buckets)
+    if not total:
+        return None
+    rank, below = total / 2, 0
+    for i, n in enumerate(buckets):
+        if n and below + n >= rank:
+            if i == len(BOUNDS_MS):
+                return float(BOUNDS_MS[-1])
+            low = 0.0 if i == 0 else float(BOUNDS_MS[i - 1])
+            return low + (float(BOUNDS_MS[i]) - low) * (rank - below) / n
+        below += n
+    return None
+
+
+def test_compare_models_latency_is_the_median_of_their_predictions_in_the_period(
+    champion_v1: dict[str, Any], created: dict[str, Any], user: Persona, database: str
+) -> None:
+    ids = [champion_v1["id"], created["id"]]
+    ws = fetch(database, "SELECT workspace_id FROM ml_model WHERE id = $1", int(ids[0]))[0][0]
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+
+    def record(model_id: str, ago: timedelta, bucket: int, calls: int) -> None:
+        buckets = [0] * (len(BOUNDS_MS) + 1)
+        buckets[bucket] = calls
+        fetch(
+            database,
+            "INSERT INTO ml_prediction_stat (workspace_id, model_id, minute, count, errors, "
+            "timeouts, latency_sum_ms, latency_buckets) VALUES ($1, $2, $3, $4, 0, 0, 0, $5) "
+            "ON CONFLICT DO NOTHING",
+            ws,
+            int(model_id),
+            now - ago,
+            calls,
+            buckets,
+        )
+
+    def recomputed(days: int) -> dict[str, float | None]:
+        rows = fetch(
+            database,
+            "SELECT model_id, latency_buckets FROM ml_prediction_stat WHERE workspace_id = $1 "
+            "AND model_id = ANY($2::bigint[]) AND minute >= $3",
+            ws,
+            [int(i) for i in ids],
+            now - timedelta(days=days),
+        )
+        sums = {i: [0] * (len(BOUNDS_MS) + 1) for i in ids}
+        for row in rows:
+            total = sums[str(row["model_id"])]
+            for i, calls in enumerate(row["latency_buckets"]):
+                total[i] += calls
+        return {i: histogram_p50(b) for i, b in sums.items()}
+
+    # given fast predictions of the champion and slower ones of the other version two days ago,
+    # and a burst of very slow ones of the champion ten days ago
+    record(ids[0], timedelta(days=2, minutes=7), 2, 40)
+    record(ids[1], timedelta(days=2, minutes=7), 5, 30)
+    record(ids[0], timedelta(days=10, minutes=7), 10, 500)
+    for period, days in (("D7", 7), ("D30", 30)):
+        # when they are compared on latency over the period
+        report = user.execute(COMPARE, ids=ids, metrics=["latency", "auc"], period=period)
+        row = report["compareModels"]["metrics"][0]
+        want = recomputed(days)
+        # then each value is the median of the version's predictions in it, lower is better
+        assert row["metric"] == "latency" and row["higherIsBetter"] is False
+        got = {v["model"]["id"]: v["value"] for v in row["values"]}
+        assert got == pytest.approx(want)
+        best, other = sorted(ids, key=lambda i: want[i])
+        assert row["winner"] == {"id": best}
+        assert row["difference"] == pytest.approx(want[other] - want[best])
+    # the old burst counts in D30 only: there the champion is the slower one
+    assert recomputed(7)[ids[0]] < recomputed(7)[ids[1]] < recomputed(30)[ids[0]]
+
+
 def test_compare_models_refusals(
     champion_v1: dict[str, Any], created: dict[str, Any], admin: Persona, globex: Persona
 ) -> None:
@@ -431,7 +508,7 @@ def test_compare_models_refusals(
     assert bad_fields(admin.error(COMPARE, ids=ids[:1])) == {"ids"}
     assert bad_fields(admin.error(COMPARE, ids=[ids[0], ids[0]])) == {"ids"}
     assert bad_fields(admin.error(COMPARE, ids=[str(i) for i in range(1, 12)])) == {"ids"}
-    assert bad_fields(admin.error(COMPARE, ids=ids, metrics=["auc", "latency"])) == {"metrics"}
+    assert bad_fields(admin.error(COMPARE, ids=ids, metrics=["auc", "speed"])) == {"metrics"}
     assert bad_fields(admin.error(COMPARE, ids=ids, metrics=[])) == {"metrics"}
     assert code(admin.error(COMPARE, ids=[ids[0], "987654"])) == "MODEL_NOT_FOUND"
     assert code(globex.error(COMPARE, ids=ids)) == "MODEL_NOT_FOUND"
