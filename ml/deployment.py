@@ -17,6 +17,7 @@ validated before any change, every change audited):
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -41,10 +42,35 @@ from models.scope import Scope
 MAX_AB_HOURS = 24 * 90  # an A/B test runs at most a quarter
 
 
+# the seed's form of a test's length: a number and a unit ("7d", "24h", "90m")
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([mhd])\s*")
+_UNIT_HOURS = {"m": 1 / 60, "h": 1.0, "d": 24.0}
+
+
 @dataclass(frozen=True, slots=True)
 class AbTest:
     traffic_percent: int  # 1..99: the challenger's share of leads
-    duration_hours: float
+    # None: `duration` could not be read
+    duration_hours: float | None
+    # the input field it came from, named by a refusal
+    duration_field: str = "abTest.durationHours"
+
+
+def ab_test(traffic_percent: int, duration: str | None, duration_hours: float | None) -> AbTest:
+    """An A/B test from `duration` ("7d") or `duration_hours` (exactly one; else BAD_USER_INPUT
+    on abTest.duration)."""
+    v = Validator()
+    v.check(
+        (duration is None) != (duration_hours is None),
+        "abTest.duration",
+        'give duration ("7d", "24h", "90m") or durationHours, not both',
+    )
+    v.raise_if_any("Invalid deployment")
+    if duration is None:
+        return AbTest(traffic_percent, duration_hours)
+    found = _DURATION.fullmatch(duration)
+    hours = None if found is None else float(found[1]) * _UNIT_HOURS[found[2]]
+    return AbTest(traffic_percent, hours, "abTest.duration")
 
 
 @dataclass(slots=True)
@@ -92,10 +118,11 @@ def _validate(ab_test: AbTest | None, rollback_to: int | None, reason: str | Non
     v = Validator()
     if ab_test is not None:
         v.check(1 <= ab_test.traffic_percent <= 99, "abTest.trafficPercent", "between 1 and 99")
+        hours = ab_test.duration_hours
         v.check(
-            0 < ab_test.duration_hours <= MAX_AB_HOURS,
-            "abTest.durationHours",
-            f"above 0 and at most {MAX_AB_HOURS}",
+            hours is not None and 0 < hours <= MAX_AB_HOURS,
+            ab_test.duration_field,
+            f"a number and m, h or d; above 0 and at most {MAX_AB_HOURS} hours (90d)",
         )
         v.check(rollback_to is None, "rollbackTo", "not together with abTest")
     v.check(reason is None or len(reason) <= MAX_REASON, "reason", f"at most {MAX_REASON} chars")
@@ -152,6 +179,7 @@ async def deploy(
         model.status, model.alias = ModelStatus.ACTIVE, CHALLENGER
         model.traffic_percent = ab_test.traffic_percent
         model.deployed_at = now
+        assert ab_test.duration_hours is not None  # validated
         model.ab_ends_at = now + timedelta(hours=ab_test.duration_hours)
         session.add(model)
         details: dict[str, Any] = {

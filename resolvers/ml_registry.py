@@ -45,7 +45,14 @@ class CreateModelInput:
 @strawberry.input(description="Serve the version to a share of leads next to the champion")
 class AbTestInput:
     traffic_percent: int = strawberry.field(description="1..99 % of leads, by lead id")
-    duration_hours: float = strawberry.field(description="Above 0, at most 2160 (90 days)")
+    duration: str | None = strawberry.field(
+        default=None,
+        description='How long, as the seed writes it: "7d", "24h", "90m" (at most 90d); or '
+        "durationHours",
+    )
+    duration_hours: float | None = strawberry.field(
+        default=None, description="Above 0, at most 2160 (90 days); or duration"
+    )
 
 
 @strawberry.type(description="Who serves leads after a deployment")
@@ -59,7 +66,9 @@ class Deployment:
 @strawberry.type
 class ModelMetricValue:
     model: MlModel
-    value: float | None = strawberry.field(description="On the test split; null: not measured")
+    value: float | None = strawberry.field(
+        description="On the test split (latency: over the period); null: not measured"
+    )
     difference_to_best: float | None = strawberry.field(
         description="value - best (<= 0 when higher is better)"
     )
@@ -360,7 +369,9 @@ class MlRegistryMutations:
         ab = (
             None
             if ab_test is None
-            else deployment.AbTest(ab_test.traffic_percent, ab_test.duration_hours)
+            else deployment.ab_test(
+                ab_test.traffic_percent, ab_test.duration, ab_test.duration_hours
+            )
         )
         async with info.context.db.transaction() as session:
             result = await deployment.deploy(

@@ -658,6 +658,16 @@ def test_bad_deployments_are_refused_and_change_nothing(
         ({"id": created["id"], "abTest": {**ab, "trafficPercent": 100}}, {"abTest.trafficPercent"}),
         ({"id": created["id"], "abTest": {**ab, "durationHours": 0}}, {"abTest.durationHours"}),
         ({"id": created["id"], "abTest": {**ab, "durationHours": 5000}}, {"abTest.durationHours"}),
+        ({"id": created["id"], "abTest": {**ab, "duration": "2d"}}, {"abTest.duration"}),  # both
+        ({"id": created["id"], "abTest": {"trafficPercent": 20}}, {"abTest.duration"}),  # neither
+        (
+            {"id": created["id"], "abTest": {"trafficPercent": 20, "duration": "2 weeks"}},
+            {"abTest.duration"},
+        ),
+        (
+            {"id": created["id"], "abTest": {"trafficPercent": 20, "duration": "91d"}},
+            {"abTest.duration"},
+        ),
         ({"id": champion_v1["id"], "abTest": ab}, {"id"}),  # the champion as its own challenger
         ({"id": str(training_id)}, {"id"}),
         ({"id": str(training_id), "abTest": ab}, {"id"}),
@@ -689,9 +699,14 @@ def test_an_ab_test_sends_about_p_percent_of_leads_to_the_challenger(
     database: str,
 ) -> None:
     challenger_id = tuned[0]["id"]
+    # (the test's length as the seed writes it)
     deployed = admin.execute(
-        DEPLOY, id=challenger_id, abTest={"trafficPercent": 30, "durationHours": 48}
+        DEPLOY, id=challenger_id, abTest={"trafficPercent": 30, "duration": "2d"}
     )["deployModel"]
+    length = fetch(
+        database, "SELECT ab_ends_at - deployed_at FROM ml_model WHERE id = $1", int(challenger_id)
+    )[0][0]
+    assert length == timedelta(hours=48)
     assert deployed["champion"] == {
         "id": champion_v1["id"],
         "status": "ACTIVE",
