@@ -144,21 +144,30 @@ async def _run_seed(url: str, size: str, reset: bool, only_if_empty: bool) -> bo
 
 
 async def _queue_first_models(url: str) -> int:
-    """One retrain job per workspace; the server's workers train, promote, then score."""
+    """One retrain job per workspace with enough outcomes to learn from; the server's workers
+    train, promote, then score. Jobs queued."""
     from ml.registry import request_retrain
     from models.db import Database
+    from models.errors import ModelTrainingFailed
     from models.scope import Scope
     from models.workspaces import Role, workspace_admins
 
     db = Database(url, pool_size=1)
+    queued = 0
     try:
         async with db.transaction() as session:
-            admins = await workspace_admins(session)
-            for workspace, admin_id in admins:
+            for workspace, admin_id in await workspace_admins(session):
                 assert workspace.id is not None
                 scope = Scope(workspace.id, admin_id, Role.ADMIN)
-                await request_retrain(session, scope, None, reason="first model of the demo data")
-        return len(admins)
+                try:
+                    await request_retrain(
+                        session, scope, None, reason="first model of the demo data"
+                    )
+                except ModelTrainingFailed as refused:
+                    print(f"{workspace.slug}: no first model ({refused.message})")
+                else:
+                    queued += 1
+        return queued
     finally:
         await db.dispose()
 

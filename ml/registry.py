@@ -20,7 +20,7 @@ from sqlalchemy.orm import defer
 from sqlmodel import col, select
 
 from ml import scoring
-from ml.train import TrainParams, TrainResult
+from ml.train import TrainParams, TrainResult, check_training_data
 from models import jobs
 from models.audit import AuditLog
 from models.db import Database, utcnow
@@ -409,6 +409,7 @@ async def request_retrain(
     params = retrain_params(
         {**inherited, "validationSplit": config.validation_split}, overrides or {}
     )
+    await check_training_data(session, scope.workspace_id)
     payload = {
         "name": base.name if base else MODEL_NAME,
         "type": base.type if base else ModelType.SCORING,
@@ -470,6 +471,7 @@ async def request_create(
     ).scalar_one()
     if taken or queued:
         raise BadUserInput("A model of that name exists", fields={"name": "already used"})
+    await check_training_data(session, scope.workspace_id)
     payload = {
         "name": name,
         "type": str(model_type),

@@ -16,9 +16,11 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import sqlalchemy as sa
 from catboost import CatBoostClassifier, Pool  # type: ignore[import-untyped]
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from ml.features import CATEGORICAL, FEATURES
+from ml.features import CATEGORICAL, FEATURES, LABEL_AGE
 
 # `auc` is re-exported: other modules took it from here before ml/metrics.py existed
 from ml.metrics import auc as auc
@@ -213,6 +215,39 @@ def _labels(part: pl.DataFrame) -> np.ndarray:
     return np.asarray(part["label"].to_numpy(), dtype=np.int8)
 
 
+def require_enough(samples: int, conversions: int) -> None:
+    """MODEL_TRAINING_FAILED (with minSamples, actualSamples, minConversions,
+    actualConversions) below MIN_SAMPLES labelled leads or MIN_CONVERSIONS conversions."""
+    if samples < MIN_SAMPLES or conversions < MIN_CONVERSIONS:
+        raise ModelTrainingFailed(
+            f"Need at least {MIN_SAMPLES} labelled leads and {MIN_CONVERSIONS} conversions "
+            f"to train; have {samples} and {conversions}",
+            minSamples=MIN_SAMPLES,
+            actualSamples=samples,
+            minConversions=MIN_CONVERSIONS,
+            actualConversions=conversions,
+        )
+
+
+# the leads `feature_frame(labelled_only=True)` trains on: closed, and old enough (LABEL_AGE)
+_LABELLED = sa.text(
+    """
+SELECT count(*), count(*) FILTER (WHERE stage = 'WON') FROM lead
+WHERE workspace_id = :ws AND stage IN ('WON', 'LOST')
+  AND created_at <= now() - CAST(:age AS interval)
+"""
+)
+
+
+async def check_training_data(session: AsyncSession, workspace_id: int) -> None:
+    """`require_enough` on the workspace's labelled leads now: a training request is refused
+    at once instead of as a failed job (the job checks again on the data it reads)."""
+    samples, conversions = (
+        await session.execute(_LABELLED, {"ws": workspace_id, "age": LABEL_AGE})
+    ).one()
+    require_enough(int(samples), int(conversions))
+
+
 def train(
     frame: pl.DataFrame, params: TrainParams, *, progress: Progress | None = None
 ) -> TrainResult:
@@ -225,17 +260,7 @@ def train(
     """
     params.validate()
     labelled = frame.filter(pl.col("label").is_not_null())
-    samples = labelled.height
-    conversions = int(labelled["label"].sum() or 0)
-    if samples < MIN_SAMPLES or conversions < MIN_CONVERSIONS:
-        raise ModelTrainingFailed(
-            f"Need at least {MIN_SAMPLES} labelled leads and {MIN_CONVERSIONS} conversions "
-            f"to train; have {samples} and {conversions}",
-            minSamples=MIN_SAMPLES,
-            actualSamples=samples,
-            minConversions=MIN_CONVERSIONS,
-            actualConversions=conversions,
-        )
+    require_enough(labelled.height, int(labelled["label"].sum() or 0))
     splits = split_by_time(labelled, params.validation_split)
     pools = {
         name: Pool(model_input(part), label=_labels(part), cat_features=list(CATEGORICAL))

@@ -266,3 +266,24 @@ def test_a_cancelled_training_registers_nothing(
     assert done["result"] is None
     assert count(ml_database, "ml_model") == models_before
     assert [m["id"] for m in admin.execute(MODELS, status="ACTIVE")["models"]] == active_before
+
+
+def test_a_workspace_with_too_few_outcomes_is_refused_at_once(
+    analytics_empty: Persona, analytics_sql: Any
+) -> None:
+    # given a workspace with no closed leads: training requests are refused before any job
+    jobs_before = analytics_sql("SELECT count(*) FROM job")[0][0]
+    create = """
+    mutation Create($input: CreateModelInput!) { createModel(input: $input) { id } }
+    """
+    for document, variables in (
+        (RETRAIN, {}),
+        (create, {"input": {"name": "First", "type": "CLASSIFICATION", "algorithm": "catboost"}}),
+    ):
+        error = analytics_empty.error(document, **variables)
+        # then MODEL_TRAINING_FAILED says how many labelled leads and conversions it needs
+        assert error["extensions"]["code"] == "MODEL_TRAINING_FAILED", error
+        details = error["extensions"]["details"]
+        assert (details["minSamples"], details["actualSamples"]) == (1000, 0)
+        assert (details["minConversions"], details["actualConversions"]) == (120, 0)
+    assert analytics_sql("SELECT count(*) FROM job")[0][0] == jobs_before
