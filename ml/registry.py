@@ -501,11 +501,12 @@ async def request_scoring(
     lead_ids: Sequence[int] | None,
     model_id: int | None,
     lead_filter: LeadFilter | None = None,
+    priority: jobs.JobPriority = jobs.JobPriority.NORMAL,
 ) -> jobs.Job:
-    """Validate, then queue an `ml.score` job. ADMIN and USER may score; a USER only the leads
-    they can see (named ids are checked through the scope; a filter, or neither ids nor
-    filter, means the matching leads of theirs when the job runs). Named ids: at most the
-    ML config's `max_batch_size`."""
+    """Validate, then queue an `ml.score` job (workers take higher priorities first). ADMIN
+    and USER may score; a USER only the leads they can see (named ids are checked through the
+    scope; a filter, or neither ids nor filter, means the matching leads of theirs when the
+    job runs). Named ids: at most the ML config's `max_batch_size`."""
     if scope.role not in (Role.ADMIN, Role.USER):
         raise Forbidden("Only admins and users score leads")
     if lead_ids is not None and lead_filter is not None:
@@ -546,7 +547,9 @@ async def request_scoring(
         "ownerId": str(scope.user_id) if ids is None and not scope.is_admin else None,
         **({"filter": scoring.filter_payload(lead_filter)} if lead_filter is not None else {}),
     }
-    return await jobs.enqueue(session, scope, SCORE_KIND, payload, max_attempts=2)
+    return await jobs.enqueue(
+        session, scope, SCORE_KIND, payload, max_attempts=2, priority=priority
+    )
 
 
 def _change(before: str, after: str, reason: str | None) -> dict[str, Any]:

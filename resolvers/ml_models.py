@@ -302,6 +302,9 @@ class MlMutations:
                 "with leadIds)"
             ),
         ] = None,
+        priority: Annotated[
+            JobPriority, strawberry.argument(description="Workers take HIGH jobs first, LOW last")
+        ] = JobPriority.NORMAL,
     ) -> Job:
         scope = await info.context.scope(workspace_id)
         await info.context.services.limits.hit("batchScoring", info.context.client_key())
@@ -313,7 +316,9 @@ class MlMutations:
         model_id = None if model is None else parse_id(model, "model")
         lead_filter = None if filter is None else filter.to_model()
         async with info.context.db.transaction() as session:
-            row = await registry.request_scoring(session, scope, ids, model_id, lead_filter)
+            row = await registry.request_scoring(
+                session, scope, ids, model_id, lead_filter, priority=priority
+            )
         info.context.wake_workers()
         await info.context.publish(scope.workspace_id, "job", [row.id])
         return Job.from_row(row)

@@ -16,6 +16,7 @@ from gql.graphql_request import GraphQLRequest
 from app.main import create_app
 from ml.features import FEATURES, feature_frame
 from models.db import Database
+from models.jobs import PRIORITY_RANK, JobPriority
 from tests.client import Persona, login
 from tests.conftest import ServerThread, fetch, seeded_database, settings_for
 from tests.resolvers.test_ml_models import FAST, RETRAIN, wait_for_job
@@ -25,8 +26,8 @@ NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 ACME = 1
 
 SCORE_LEADS = """
-mutation Score($ids: [ID!], $model: ID) {
-  scoreLeads(leadIds: $ids, model: $model) { id kind status }
+mutation Score($ids: [ID!], $model: ID, $priority: JobPriority! = NORMAL) {
+  scoreLeads(leadIds: $ids, model: $model, priority: $priority) { id kind status priority }
 }
 """
 LEAD = """
@@ -168,7 +169,11 @@ def test_scoring_all_leads_writes_one_row_per_lead(
 ) -> None:
     leads = len(acme_leads(scoring_database))
     before = scalar(scoring_database, "SELECT count(*) FROM lead_score WHERE workspace_id = $1", 1)
-    job = admin.execute(SCORE_LEADS)["scoreLeads"]
+    job = admin.execute(SCORE_LEADS, priority="HIGH")["scoreLeads"]
+    # (a HIGH job: workers take it before the NORMAL and LOW ones)
+    assert job["priority"] == "HIGH"
+    stored = scalar(scoring_database, "SELECT priority FROM job WHERE id = $1", int(job["id"]))
+    assert stored == PRIORITY_RANK[JobPriority.HIGH] > PRIORITY_RANK[JobPriority.NORMAL]
     done = wait_for_job(admin, job["id"], timeout=60)
     assert done["status"] == "SUCCEEDED", done
     assert done["result"]["total"] == leads == done["result"]["successful"]
