@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
@@ -284,19 +285,29 @@ async def load_classifier(
     return await asyncio.to_thread(scoring.load_cached, key, bytes(blob))
 
 
+def test_metric(model: MlModel, key: str) -> float | None:
+    """A metric of the version's test split (`auc`, `accuracy`, `threshold`, ...); None when
+    not measured."""
+    value = model.metrics.get("test", {}).get(key)
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
 def test_auc(model: MlModel) -> float | None:
-    value = model.metrics.get("test", {}).get("auc")
-    return None if value is None else float(value)
+    return test_metric(model, "auc")
 
 
 def beats(candidate: MlModel, incumbent: MlModel | None) -> bool:
     """Promotion rule: no champion yet, or a higher AUC on the (newest) test split."""
     if incumbent is None:
         return True
+    # None also for NaN: a test split with one class says nothing
     new, old = test_auc(candidate), test_auc(incumbent)
-    if new is None or new != new:  # NaN: a test split with one class says nothing
+    if new is None:
         return False
-    return old is None or old != old or new > old
+    return old is None or new > old
 
 
 async def promote(

@@ -14,6 +14,7 @@ from models.ml_models import MlModel as MlModelRow
 from models.ml_models import ModelStatus
 from resolvers.context import Context, Info
 from resolvers.enums import Granularity, Period
+from resolvers.ids import parse_id
 from resolvers.ml_models import MlModel
 
 # cpu_percent measures since its previous call: prime it once so the first answer means something
@@ -44,6 +45,13 @@ class MlAnalyticsSummary:
     leads_scored: int = strawberry.field(description="Distinct leads scored in the period")
     leads_with_score: int = strawberry.field(description="Leads holding a current score")
     total_leads: int
+    average_accuracy: float | None = strawberry.field(
+        description="Mean test-split accuracy of the ACTIVE (serving) versions"
+    )
+    average_latency_ms: float | None = strawberry.field(
+        description="Mean latency of the period's online predict calls"
+    )
+    alerts_count: int = strawberry.field(description="The serving versions' alerts")
 
 
 @strawberry.type(description="Latency of online predict calls, ms (from the histogram)")
@@ -88,14 +96,32 @@ class MlSystemHealth:
     queue_depth: int = strawberry.field(description="Queued jobs of every workspace")
     pubsub_backend: str
     pubsub_healthy: bool
+    error_rate: float | None = strawberry.field(
+        description="Online prediction errors / online predictions in the period"
+    )
 
 
 @strawberry.type
 class MlTrendPoint:
     period_start: datetime
-    predictions: int
+    predictions: int = strawberry.field(description="Batch: lead_score rows written")
     average_score: float | None
     average_confidence: float | None
+    online_predictions: int
+    average_latency_ms: float | None = strawberry.field(
+        description="Mean latency of the bucket's online predict calls"
+    )
+
+
+@strawberry.type(description="A serving version's alert over the period, and what to do")
+class MlAnalyticsAlert:
+    model: MlModel
+    type: str = strawberry.field(description="ACCURACY_DROP or LATENCY_INCREASE")
+    severity: str = strawberry.field(description="WARNING; CRITICAL beyond twice the threshold")
+    message: str
+    value: float
+    threshold: float
+    recommendation: str
 
 
 @strawberry.type(description="The ML dashboard of a workspace over a period (ADMIN)")
@@ -107,7 +133,12 @@ class MlAnalytics:
     summary: MlAnalyticsSummary
     models: list[MlModelUsage] = strawberry.field(description="ACTIVE and CANDIDATE versions")
     system_health: MlSystemHealth
-    trends: list[MlTrendPoint] = strawberry.field(description="Batch scoring per bucket")
+    trends: list[MlTrendPoint] = strawberry.field(
+        description="Batch scoring and online predictions per bucket"
+    )
+    alerts: list[MlAnalyticsAlert] = strawberry.field(
+        description="The ACTIVE versions' `performance(period)` alerts (ML config thresholds)"
+    )
 
 
 def _health(context: Context, a: analytics.MlAnalytics) -> MlSystemHealth:
@@ -120,6 +151,7 @@ def _health(context: Context, a: analytics.MlAnalytics) -> MlSystemHealth:
         queue_depth=a.queue_depth_all,
         pubsub_backend=pubsub.backend,
         pubsub_healthy=pubsub.healthy,
+        error_rate=a.error_rate,
     )
 
 
@@ -145,15 +177,23 @@ def _usage(u: analytics.ModelUsage) -> MlModelUsage:
 
 @strawberry.type
 class MlAnalyticsQueries:
-    @strawberry.field(description="The ML dashboard: models, predictions, health, trends (ADMIN)")
+    @strawberry.field(
+        description="The ML dashboard: models, predictions, health, alerts, trends (ADMIN); "
+        "`models`: the versions to list (default the ACTIVE and CANDIDATE ones)"
+    )
     async def ml_analytics(
-        self, info: Info, period: Period = Period.H24, workspace_id: strawberry.ID | None = None
+        self,
+        info: Info,
+        period: Period = Period.H24,
+        models: list[strawberry.ID] | None = None,
+        workspace_id: strawberry.ID | None = None,
     ) -> MlAnalytics:
         scope = await info.context.scope(workspace_id)
         if not scope.is_admin:
             raise Forbidden("The ML dashboard is for workspace admins")
+        model_ids = None if models is None else [parse_id(i, "models") for i in models]
         async with info.context.db.custom_plans() as session:
-            a = await analytics.ml_analytics(session, scope, period.value)
+            a = await analytics.ml_analytics(session, scope, period.value, model_ids=model_ids)
         champion = a.champion
         return MlAnalytics(
             period=period,
@@ -177,6 +217,9 @@ class MlAnalyticsQueries:
                 leads_scored=a.leads_scored,
                 leads_with_score=a.leads_with_score,
                 total_leads=a.total_leads,
+                average_accuracy=a.average_accuracy,
+                average_latency_ms=a.average_latency_ms,
+                alerts_count=len(a.alerts),
             ),
             models=[_usage(u) for u in a.models],
             system_health=_health(info.context, a),
@@ -186,12 +229,25 @@ class MlAnalyticsQueries:
                     predictions=t.predictions,
                     average_score=t.average_score,
                     average_confidence=t.average_confidence,
+                    online_predictions=t.online_predictions,
+                    average_latency_ms=t.average_latency_ms,
                 )
                 for t in a.trends
+            ],
+            alerts=[
+                MlAnalyticsAlert(
+                    model=MlModel.from_row(x.model),
+                    type=x.alert.kind,
+                    severity=x.alert.severity,
+                    message=x.alert.message,
+                    value=x.alert.value,
+                    threshold=x.alert.threshold,
+                    recommendation=x.recommendation,
+                )
+                for x in a.alerts
             ],
         )
 
 
 def _auc(model: MlModelRow) -> float | None:
-    value = registry.test_auc(model)
-    return None if value is None or value != value else value
+    return registry.test_auc(model)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -15,6 +15,7 @@ from gql.graphql_request import GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
 
 from app.main import create_app
+from ml.monitoring import BOUNDS_MS
 from tests.client import Persona, login
 from tests.conftest import ServerThread, fetch, seeded_database, settings_for
 from tests.ml.test_insights import expected_clusters, expected_market
@@ -77,7 +78,20 @@ query Analytics($period: Period!, $ws: ID) {
     }
     systemHealth { cpuPercent memoryRssBytes memoryPercent queueDepth pubsubBackend
                    pubsubHealthy queue { kind queued running } }
-    trends { periodStart predictions averageScore averageConfidence }
+    trends { periodStart predictions averageScore averageConfidence onlinePredictions
+             averageLatencyMs }
+  }
+}
+"""
+SERVING = """
+query Serving($period: Period!, $models: [ID!]) {
+  mlAnalytics(period: $period, models: $models) {
+    periodStart periodEnd
+    summary { averageAccuracy averageLatencyMs alertsCount onlinePredictions onlineErrors }
+    systemHealth { errorRate }
+    models { model { id } onlinePredictions }
+    alerts { model { id } type severity value threshold message recommendation }
+    trends { periodStart onlinePredictions averageLatencyMs }
   }
 }
 """
@@ -314,13 +328,96 @@ def test_ml_analytics_counts_match_the_rows(
         n=pl.len(), avg=pl.col("value").mean()
     )
     assert a["granularity"] == "DAY"
-    assert sorted(t["predictions"] for t in a["trends"]) == sorted(daily["n"].to_list())
+    # (buckets with online predictions only have no batch ones)
+    batch_days = [t["predictions"] for t in a["trends"] if t["predictions"]]
+    assert sorted(batch_days) == sorted(daily["n"].to_list())
     assert sum(t["predictions"] for t in a["trends"]) == scores.height
     health = a["systemHealth"]
     assert health["cpuPercent"] >= 0 and health["memoryRssBytes"] > 10_000_000
     assert 0 < health["memoryPercent"] <= 100
     assert health["pubsubHealthy"] is True and health["pubsubBackend"] == "memory"
     assert health["queueDepth"] >= sum(q["queued"] for q in health["queue"])
+
+
+def test_ml_analytics_latency_errors_accuracy_and_alerts_come_from_the_rows(
+    trained: dict[str, Any], admin: Persona, insights_database: str
+) -> None:
+    champion = trained["modelId"]
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+
+    def record(ago: timedelta, bucket: int, calls: int, ms: float, errors: int) -> None:
+        buckets = [0] * (len(BOUNDS_MS) + 1)
+        buckets[bucket] = calls
+        fetch(
+            insights_database,
+            "INSERT INTO ml_prediction_stat (workspace_id, model_id, minute, count, errors, "
+            "timeouts, latency_sum_ms, latency_buckets) VALUES ($1, $2, $3, $4, $5, 0, $6, $7) "
+            "ON CONFLICT DO NOTHING",
+            ACME,
+            int(champion),
+            now - ago,
+            calls,
+            errors,
+            calls * ms,
+            buckets,
+        )
+
+    # given the champion's fast predictions of the week before, and slow ones (some failing)
+    # two days ago: its p95 went up by far more than the ML config's 100 ms
+    record(timedelta(days=9, minutes=3), 2, 200, 1.5, 0)
+    record(timedelta(days=2, minutes=3), 10, 60, 700.0, 3)
+    record(timedelta(days=1, minutes=3), 4, 40, 7.0, 1)
+    a = admin.execute(SERVING, period="D7")["mlAnalytics"]
+    start, end = when(a["periodStart"]), when(a["periodEnd"])
+    stats = pl.DataFrame(
+        [
+            dict(r)
+            for r in fetch(
+                insights_database,
+                "SELECT minute, count, errors, latency_sum_ms, "
+                "(SELECT sum(b) FROM unnest(latency_buckets) b)::bigint AS calls "
+                "FROM ml_prediction_stat WHERE workspace_id = $1 AND minute >= $2 AND minute < $3",
+                ACME,
+                start.replace(second=0, microsecond=0),
+                end,
+            )
+        ]
+    )
+    summary = a["summary"]
+    # then latency and error rate are those of the period's online predictions
+    assert summary["onlinePredictions"] == stats["count"].sum()
+    assert summary["averageLatencyMs"] == pytest.approx(
+        stats["latency_sum_ms"].sum() / stats["calls"].sum()
+    )
+    assert a["systemHealth"]["errorRate"] == pytest.approx(
+        stats["errors"].sum() / stats["count"].sum()
+    )
+    daily = stats.group_by(pl.col("minute").dt.truncate("1d")).agg(
+        n=pl.col("count").sum(), ms=pl.col("latency_sum_ms").sum() / pl.col("calls").sum()
+    )
+    online = {when(t["periodStart"]): t for t in a["trends"] if t["onlinePredictions"]}
+    assert set(online) == set(daily["minute"])
+    for day, n, ms in daily.iter_rows():
+        assert online[day]["onlinePredictions"] == n
+        assert online[day]["averageLatencyMs"] == pytest.approx(ms)
+    # accuracy: the serving versions' test-split accuracy
+    active = fetch(
+        insights_database,
+        "SELECT (metrics->'test'->>'accuracy')::float FROM ml_model "
+        "WHERE workspace_id = $1 AND status = 'ACTIVE'",
+        ACME,
+    )
+    assert summary["averageAccuracy"] == pytest.approx(sum(r[0] for r in active) / len(active))
+    # and the champion's latency alert, with what to do about it
+    latency = [x for x in a["alerts"] if x["type"] == "LATENCY_INCREASE"]
+    assert [x["model"]["id"] for x in latency] == [champion]
+    assert latency[0]["severity"] == "CRITICAL" and latency[0]["value"] > 2 * 100
+    assert latency[0]["threshold"] == 100 and latency[0]["recommendation"]
+    assert summary["alertsCount"] == len(a["alerts"])
+    # the versions listed can be chosen; unknown ones are not found
+    chosen = admin.execute(SERVING, period="D7", models=[champion])["mlAnalytics"]["models"]
+    assert [m["model"]["id"] for m in chosen] == [champion]
+    assert code_of(admin, SERVING, period="D7", models=[champion, "987654"]) == "MODEL_NOT_FOUND"
 
 
 def test_ml_analytics_is_for_admins(user: Persona, agent: Persona, globex: Persona) -> None:
