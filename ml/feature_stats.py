@@ -3,6 +3,7 @@ missing rate and distribution of each model feature over a workspace's current l
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,8 @@ class FeatureStat:
     maximum: float | None = None
     mean: float | None = None
     std: float | None = None
+    # Fisher-Pearson, biased (mean cubed deviation / std^3); None when every value is equal
+    skewness: float | None = None
     categories: list[CategoryShare] = field(default_factory=list)
     distinct: int = 0
     histogram: list[Bin] = field(default_factory=list)
@@ -104,6 +107,7 @@ def feature_stats(frame: pl.DataFrame, importance: dict[str, float] | None) -> l
                 maximum=_float(present.max()) if present.len() else None,
                 mean=_float(present.mean()) if present.len() else None,
                 std=_float(present.std()) if present.len() > 1 else None,
+                skewness=_finite(present.skew()) if present.len() > 1 else None,
                 histogram=histogram(numeric),
             )
         )
@@ -112,3 +116,8 @@ def feature_stats(frame: pl.DataFrame, importance: dict[str, float] | None) -> l
 
 def _float(value: Any) -> float:
     return float(value)
+
+
+def _finite(value: Any) -> float | None:
+    number = None if value is None else float(value)
+    return number if number is not None and math.isfinite(number) else None

@@ -157,6 +157,11 @@ class Range:
     max: float
     mean: float
     std: float | None
+    skewness: float | None = strawberry.field(
+        default=None,
+        description="Fisher-Pearson (biased); > 0: a long tail of high values; null when all "
+        "values are equal",
+    )
 
 
 @strawberry.type
@@ -197,7 +202,9 @@ class FeatureInfo:
     def from_domain(cls, s: FeatureStat) -> Self:
         value_range = None
         if s.minimum is not None and s.maximum is not None and s.mean is not None:
-            value_range = Range(min=s.minimum, max=s.maximum, mean=s.mean, std=s.std)
+            value_range = Range(
+                min=s.minimum, max=s.maximum, mean=s.mean, std=s.std, skewness=s.skewness
+            )
         return cls(
             name=s.name,
             type=FeatureKind(s.kind),

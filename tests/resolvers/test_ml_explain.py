@@ -66,7 +66,7 @@ FEATURES_QUERY = """
 query Features {
   features {
     name type description importance missingRate leads distinctValues
-    range { min max mean std }
+    range { min max mean std skewness }
     categories { value count share }
     distribution { low high count share }
   }
@@ -402,6 +402,22 @@ def test_features_are_computed_from_the_workspace_leads(
     assert budget["missingRate"] == pytest.approx(missing_budget / total)
     assert budget["range"]["min"] == pytest.approx(math.log1p(low))
     assert budget["range"]["max"] == pytest.approx(math.log1p(high))
+    logs = np.log1p(
+        np.array(
+            [
+                r[0]
+                for r in fetch(
+                    database,
+                    "SELECT budget FROM lead WHERE workspace_id = $1 AND budget IS NOT NULL",
+                    ACME,
+                )
+            ],
+            dtype=np.float64,
+        )
+    )
+    deviation = logs - logs.mean()
+    skew = (deviation**3).mean() / (deviation**2).mean() ** 1.5
+    assert budget["range"]["skewness"] == pytest.approx(skew, rel=1e-6)
     assert sum(b["count"] for b in budget["distribution"]) == total - missing_budget
     assert budget["distribution"][0]["low"] == pytest.approx(math.log1p(low))
     timeline = features["timeline"]
