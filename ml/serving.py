@@ -170,9 +170,11 @@ def _from_stored(row: StoredScore, model: MlModel, elapsed_ms: float) -> OnlineS
 
 
 async def score_leads(
-    db: Database, workspace_id: int, leads: Sequence[Lead]
+    db: Database, workspace_id: int, leads: Sequence[Lead], *, model: MlModel | None = None
 ) -> list[OnlineScore | None]:
-    """The score of each lead (in order) by the version serving it; None without a model.
+    """The score of each lead (in order) by the version serving it, or by `model` (a trained
+    version of the workspace, any status); None without a model. A score by a version that is
+    not serving the lead is not stored: score history and `lead.score` are the serving ones'.
 
     Raises PREDICTION_TIMEOUT when a predict exceeds `ml_config.timeout_ms`.
     """
@@ -185,17 +187,22 @@ async def score_leads(
     found: dict[int, OnlineScore] = {}
     async with db.session() as session:
         champ, challenger, config = await registry.serving_setup(session, workspace_id)
-        if champ is None and challenger is None:
+        if model is None and champ is None and challenger is None:
             return [None] * len(leads)
         routed: dict[int, MlModel] = {}
         keys: dict[int, CacheKey] = {}
+        # leads `model` scores where it is not the version serving them: not persisted
+        unserved: set[int] = set()
         for lead in leads:
             assert lead.id is not None
-            model = registry.route(lead.id, champ, challenger)
-            if model is None or model.id is None:
+            serving = registry.route(lead.id, champ, challenger)
+            chosen = serving if model is None else model
+            if chosen is None or chosen.id is None:
                 continue
-            routed[lead.id] = model
-            keys[lead.id] = (workspace_id, lead.id, model.id, model.version, last_change(lead))
+            if serving is None or serving.id != chosen.id:
+                unserved.add(lead.id)
+            routed[lead.id] = chosen
+            keys[lead.id] = (workspace_id, lead.id, chosen.id, chosen.version, last_change(lead))
         # 1. the process cache
         if config.cache_enabled:
             for lead_id, key in keys.items():
@@ -231,7 +238,9 @@ async def score_leads(
             raw = await raw_features(session, workspace_id, missing, as_of)
             plans = await _plans(db, session, workspace_id, missing, routed, config)
     if missing:
-        found.update(await _predict_online(db, workspace_id, missing, raw, plans, config, as_of))
+        found.update(
+            await _predict_online(db, workspace_id, missing, raw, plans, config, as_of, unserved)
+        )
     return [found.get(lead.id) if lead.id is not None else None for lead in leads]
 
 
@@ -310,9 +319,11 @@ async def _predict_online(
     plans: list[_Plan],
     config: MlConfig,
     as_of: datetime,
+    unserved: set[int],
 ) -> dict[int, OnlineScore]:
     """One feature build for every missing lead, one predict per plan; a plan whose predict
-    fails is tried once more with the fallback model."""
+    fails is tried once more with the fallback model. `unserved` leads' scores are not
+    queued for `lead_score`."""
     changes = {lead.id: last_change(lead) for lead in missing if lead.id is not None}
     out: dict[int, OnlineScore] = {}
     retry: list[_Plan] = []
@@ -330,14 +341,14 @@ async def _predict_online(
                     )
                 )
         else:
-            out.update(_finish(db, workspace_id, plan, *outcome, config, changes, as_of))
+            out.update(_finish(db, workspace_id, plan, *outcome, config, changes, as_of, unserved))
     if retry:
         outcomes = await _run_timed(db, workspace_id, raw, retry, config)
         for plan, outcome in zip(retry, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 _count_failure(db, workspace_id, plan)
                 raise outcome
-            out.update(_finish(db, workspace_id, plan, *outcome, config, changes, as_of))
+            out.update(_finish(db, workspace_id, plan, *outcome, config, changes, as_of, unserved))
     return out
 
 
@@ -355,6 +366,7 @@ def _finish(
     config: MlConfig,
     changes: dict[int, datetime],
     as_of: datetime,
+    unserved: set[int],
 ) -> dict[int, OnlineScore]:
     """Count the predict, then cache and queue (for `lead_score`) what the serving version said."""
     used = plan.used
@@ -362,7 +374,7 @@ def _finish(
     monitor_for(db).record(workspace_id, used.id, rows=len(probabilities), latency_ms=elapsed_ms)
     scores = _scores(probabilities, used, elapsed_ms, at=as_of, fallback=plan.fallback)
     if not plan.fallback:
-        pending_for(db).add(workspace_id, scores)
+        pending_for(db).add(workspace_id, [s for s in scores if s.lead_id not in unserved])
         if config.cache_enabled:
             cache = cache_for(db)
             for s in scores:

@@ -148,11 +148,18 @@ class Lead:
         return [LeadEvent.from_row(row) for row in rows]
 
     @strawberry.field(
-        description="Scored online by the serving model version (cached); null while the "
-        "workspace has no model. PREDICTION_TIMEOUT past the ML config's timeout"
+        description="Scored online by the serving model version (cached), or by `model` (a "
+        "trained version of the workspace: its score is not stored); null while the workspace "
+        "has no model. PREDICTION_TIMEOUT past the ML config's timeout"
     )
-    async def score(self, info: Info) -> LeadScore | None:
-        found = await info.context.loaders(self.scope).online_score_by_lead.load(self.row)
+    async def score(self, info: Info, model: strawberry.ID | None = None) -> LeadScore | None:
+        loaders = info.context.loaders(self.scope)
+        if model is None:
+            found = await loaders.online_score_by_lead.load(self.row)
+        else:
+            chosen = await loaders.online_score_by_model.load((self.row, parse_id(model, "model")))
+            assert not isinstance(chosen, Exception)  # the loader raises it
+            found = chosen
         return LeadScore.from_online(found) if found else None
 
     @strawberry.field(

@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 
 from aiodataloader import DataLoader
 
-from ml import explain
+from ml import explain, registry
 from ml.score_cache import OnlineScore
 from ml.serving import score_leads
 from models import agents, jobs, leads
 from models.db import Database
+from models.errors import BadUserInput, DomainError
+from models.ml_models import ModelStatus
 from models.scope import Scope
 
 T = TypeVar("T")
@@ -83,6 +85,40 @@ class OnlineScoreByLeadLoader(DataLoader[leads.Lead, OnlineScore | None]):
         return await score_leads(self.db, self.scope.workspace_id, keys)
 
 
+class OnlineScoreByModelLoader(DataLoader[tuple[leads.Lead, int], OnlineScore | None | Exception]):
+    """Keys are (lead row, model id): a chosen version's scores, one `score_leads` per version
+    of the tick (MODEL_NOT_FOUND for a version not of the workspace; a version still training
+    has nothing to score with: BAD_USER_INPUT)."""
+
+    def __init__(self, db: Database, scope: Scope) -> None:
+        super().__init__(get_cache_key=lambda key: (key[0].id, key[1]))
+        self.db = db
+        self.scope = scope
+
+    async def batch_load_fn(
+        self, keys: list[tuple[leads.Lead, int]]
+    ) -> list[OnlineScore | None | Exception]:
+        by_model: dict[int, list[leads.Lead]] = {}
+        for lead, model_id in keys:
+            by_model.setdefault(model_id, []).append(lead)
+        # an exception in place of a value: that key's load raises it
+        found: dict[tuple[int | None, int], OnlineScore | None | Exception] = {}
+        for model_id, rows in by_model.items():
+            try:
+                async with self.db.session() as session:
+                    model = await registry.get_model(session, self.scope, model_id)
+                if model.status == ModelStatus.TRAINING:
+                    raise BadUserInput("Not trained yet", fields={"model": "still training"})
+                scores: list[OnlineScore | None | Exception] = list(
+                    await score_leads(self.db, self.scope.workspace_id, rows, model=model)
+                )
+            except DomainError as refused:
+                scores = [refused] * len(rows)
+            for lead, score in zip(rows, scores, strict=True):
+                found[(lead.id, model_id)] = score
+        return [found[(lead.id, model_id)] for lead, model_id in keys]
+
+
 class JobByIdLoader(_Loader[int, jobs.Job | None]):
     async def batch_load_fn(self, keys: list[int]) -> list[jobs.Job | None]:
         async with self.db.session() as session:
@@ -114,5 +150,6 @@ class Loaders:
         self.events_by_lead = EventsByLeadLoader(db, scope)
         self.latest_score_by_lead = LatestScoreByLeadLoader(db, scope)
         self.online_score_by_lead = OnlineScoreByLeadLoader(db, scope)
+        self.online_score_by_model = OnlineScoreByModelLoader(db, scope)
         self.job_by_id = JobByIdLoader(db, scope)
         self.explanation_by_lead = ExplanationByLeadLoader(db, scope)

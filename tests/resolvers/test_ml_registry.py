@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 from gql.graphql_request import GraphQLRequest
 
@@ -29,6 +31,7 @@ from models.workspaces import Role
 from tests.client import Persona, login
 from tests.conftest import ServerThread, fetch, on_database, seeded_database, settings_for
 from tests.resolvers.test_ml_models import count, wait_for_job
+from tests.resolvers.test_scoring import expected_probabilities
 from tests.resolvers.test_subscriptions import subscribed
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -361,6 +364,55 @@ def test_created_model_is_version_one_and_stays_candidate_although_better(
     # the same name again, now that it exists
     error = admin.error(CREATE, input={"name": "Lead Scoring v3"})
     assert bad_fields(error) == {"name"}
+
+
+SCORES = """
+query Scores($id: ID!, $model: ID) {
+  lead(id: $id) {
+    serving: score { probability modelVersion }
+    chosen: score(model: $model) { value probability modelVersion }
+  }
+}
+"""
+
+
+def test_a_lead_scored_by_a_chosen_version_is_not_stored(
+    champion_v1: dict[str, Any], created: dict[str, Any], admin: Persona, database: str
+) -> None:
+    lead_id = fetch(database, "SELECT min(id) FROM lead WHERE workspace_id = 1")[0][0]
+    # when a lead is scored by the candidate version, next to its serving score
+    got = admin.execute(SCORES, id=str(lead_id), model=created["id"])["lead"]
+    # then each is its version's own prediction
+    assert got["chosen"]["probability"] == pytest.approx(
+        expected_probabilities(database, created["id"], [lead_id])[lead_id], abs=1e-9
+    )
+    assert got["serving"]["probability"] == pytest.approx(
+        expected_probabilities(database, champion_v1["id"], [lead_id])[lead_id], abs=1e-9
+    )
+    assert got["chosen"]["value"] == int(np.clip(round(100 * got["chosen"]["probability"]), 1, 99))
+    # and the candidate's score is not in the lead's history (the flusher runs every second)
+    time.sleep(1.5)
+    stored = fetch(
+        database,
+        "SELECT count(*) FROM lead_score WHERE workspace_id = 1 AND lead_id = $1 AND model_id = $2",
+        lead_id,
+        int(created["id"]),
+    )[0][0]
+    assert stored == 0
+    # unknown versions are not found; one still training cannot score
+    assert code(admin.error(SCORES, id=str(lead_id), model="987654")) == "MODEL_NOT_FOUND"
+    training_id = fetch(
+        database,
+        "INSERT INTO ml_model (workspace_id, name, version, status, type, algorithm, metrics, "
+        "hyperparameters, feature_importance, reference, training_sizes, created_at) "
+        "VALUES (1, 'still-training', 1, 'TRAINING', 'SCORING', 'catboost', '{}', '{}', '{}', "
+        "'{}', '{}', now()) RETURNING id",
+    )[0][0]
+    try:
+        error = admin.error(SCORES, id=str(lead_id), model=str(training_id))
+        assert bad_fields(error) == {"model"}
+    finally:
+        fetch(database, "DELETE FROM ml_model WHERE id = $1", training_id)
 
 
 def test_model_details_per_split_and_training_data(created: dict[str, Any], database: str) -> None:
