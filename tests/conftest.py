@@ -265,6 +265,39 @@ def on_database(database_url: str, scenario: Callable[[Database], Awaitable[T]])
     return asyncio.run(go())
 
 
+def record_predictions(
+    url: str,
+    workspace_id: int,
+    model_id: int,
+    minute: datetime,
+    *,
+    bucket: int,
+    calls: int,
+    latency_ms: float = 0.0,
+    errors: int = 0,
+) -> None:
+    """A minute of a version's online predictions in `ml_prediction_stat` (the data monitoring
+    reads): `calls` predict calls in latency bucket `bucket` (ml.monitoring.BOUNDS_MS), each
+    `latency_ms` long. A minute the version already has is left alone."""
+    from ml.monitoring import BOUNDS_MS
+
+    buckets = [0] * (len(BOUNDS_MS) + 1)
+    buckets[bucket] = calls
+    fetch(
+        url,
+        "INSERT INTO ml_prediction_stat (workspace_id, model_id, minute, count, errors, "
+        "timeouts, latency_sum_ms, latency_buckets) VALUES ($1, $2, $3, $4, $5, 0, $6, $7) "
+        "ON CONFLICT DO NOTHING",
+        workspace_id,
+        model_id,
+        minute,
+        calls,
+        errors,
+        calls * latency_ms,
+        buckets,
+    )
+
+
 def fetch(url: str, query: str, *args: Any) -> list[asyncpg.Record]:
     """Run a query of the test's own on a database, outside the server: rows."""
 

@@ -15,9 +15,14 @@ from gql.graphql_request import GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
 
 from app.main import create_app
-from ml.monitoring import BOUNDS_MS
 from tests.client import Persona, login
-from tests.conftest import ServerThread, fetch, seeded_database, settings_for
+from tests.conftest import (
+    ServerThread,
+    fetch,
+    record_predictions,
+    seeded_database,
+    settings_for,
+)
 from tests.ml.test_insights import expected_clusters, expected_market
 from tests.resolvers.test_ml_models import FAST, RETRAIN, wait_for_job
 from tests.resolvers.test_subscriptions import subscribed, write_in_one_tenant
@@ -346,20 +351,15 @@ def test_ml_analytics_latency_errors_accuracy_and_alerts_come_from_the_rows(
     now = datetime.now(UTC).replace(second=0, microsecond=0)
 
     def record(ago: timedelta, bucket: int, calls: int, ms: float, errors: int) -> None:
-        buckets = [0] * (len(BOUNDS_MS) + 1)
-        buckets[bucket] = calls
-        fetch(
+        record_predictions(
             insights_database,
-            "INSERT INTO ml_prediction_stat (workspace_id, model_id, minute, count, errors, "
-            "timeouts, latency_sum_ms, latency_buckets) VALUES ($1, $2, $3, $4, $5, 0, $6, $7) "
-            "ON CONFLICT DO NOTHING",
             ACME,
             int(champion),
             now - ago,
-            calls,
-            errors,
-            calls * ms,
-            buckets,
+            bucket=bucket,
+            calls=calls,
+            latency_ms=ms,
+            errors=errors,
         )
 
     # given the champion's fast predictions of the week before, and slow ones (some failing)

@@ -29,7 +29,14 @@ from models.ml_models import MlConfig, MlModel, ab_bucket
 from models.scope import Scope
 from models.workspaces import Role
 from tests.client import Persona, login
-from tests.conftest import ServerThread, fetch, on_database, seeded_database, settings_for
+from tests.conftest import (
+    ServerThread,
+    fetch,
+    on_database,
+    record_predictions,
+    seeded_database,
+    settings_for,
+)
 from tests.resolvers.test_ml_models import count, wait_for_job
 from tests.resolvers.test_scoring import expected_probabilities
 from tests.resolvers.test_subscriptions import subscribed
@@ -502,19 +509,7 @@ def test_compare_models_latency_is_the_median_of_their_predictions_in_the_period
     now = datetime.now(UTC).replace(second=0, microsecond=0)
 
     def record(model_id: str, ago: timedelta, bucket: int, calls: int) -> None:
-        buckets = [0] * (len(BOUNDS_MS) + 1)
-        buckets[bucket] = calls
-        fetch(
-            database,
-            "INSERT INTO ml_prediction_stat (workspace_id, model_id, minute, count, errors, "
-            "timeouts, latency_sum_ms, latency_buckets) VALUES ($1, $2, $3, $4, 0, 0, 0, $5) "
-            "ON CONFLICT DO NOTHING",
-            ws,
-            int(model_id),
-            now - ago,
-            calls,
-            buckets,
-        )
+        record_predictions(database, ws, int(model_id), now - ago, bucket=bucket, calls=calls)
 
     def recomputed(days: int) -> dict[str, float | None]:
         rows = fetch(
