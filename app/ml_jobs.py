@@ -31,6 +31,7 @@ TRAINING_SHARE = (0.1, 0.85)  # the part of the progress bar the boosting iterat
 REPORT_EVERY = 0.25  # seconds between progress reports from the training thread
 SCORE_BATCH = 50_000  # leads per predict and write (the features are read in one go)
 WRITERS = 2  # chunks written concurrently by a scoring job
+MAX_RESULTS = 1000  # a scoring job of at most this many named leads lists each one's score
 FEATURES_SHARE = 0.3  # the part of a scoring job's progress bar the feature read fills
 MAX_EVENT_IDS = 500  # more scored leads than this: one "lead_score" event with ids [] ("many")
 
@@ -281,7 +282,8 @@ async def score_leads(
     """Score the workspace's leads (`lead_ids`, or all) with `model`: one bulk feature read
     (COPY), then chunks of SCORE_BATCH predicted in a thread while the previous chunk is
     written (COPY into lead_score + the current score on lead, a transaction per chunk).
-    `scored(ids)` follows each written chunk. Returns the job's result summary."""
+    `scored(ids)` follows each written chunk. Returns the job's result summary, with each
+    lead's score (`results`, seed 003) when at most MAX_RESULTS leads were asked for."""
     assert model.id is not None
     workspace_id, model_id = model.workspace_id, model.id
     classifier = await registry.load_classifier(db, workspace_id, model_id, model.version)
@@ -293,6 +295,9 @@ async def score_leads(
     frame = await feature_frame(db, workspace_id, lead_ids=lead_ids)
     total = frame.height if lead_ids is None else len(lead_ids)
     successful, value_sum, confidence_sum = 0, 0.0, 0.0
+    per_lead: dict[int, tuple[int, float]] | None = (
+        {} if lead_ids is not None and len(lead_ids) <= MAX_RESULTS else None
+    )
     await progress(FEATURES_SHARE, "scoring")
 
     def predict(chunk: pl.DataFrame) -> tuple[pl.DataFrame, float]:
@@ -342,12 +347,22 @@ async def score_leads(
                 successful += result.height
                 value_sum += float(result["value"].sum())
                 confidence_sum += float(result["confidence"].sum())
+                if per_lead is not None:
+                    per_lead.update(
+                        (lead, (value, confidence))
+                        for lead, value, confidence in result.select(
+                            "lead_id", "value", "confidence"
+                        ).iter_rows()
+                    )
             done_share = (index + 1) / len(chunks)
             await progress(FEATURES_SHARE + (1 - FEATURES_SHARE) * done_share, "scoring")
         await asyncio.gather(*writing)
     finally:
         for task in writing:
             task.cancel()
+    listed = {}
+    if per_lead is not None and lead_ids is not None:
+        listed["results"] = _results(lead_ids, per_lead)
     return {
         "total": total,
         "successful": successful,
@@ -357,4 +372,22 @@ async def score_leads(
         "averageConfidence": confidence_sum / successful if successful else None,
         "modelId": str(model_id),
         "modelVersion": model.version,
+        **listed,
     }
+
+
+def _results(lead_ids: list[int], scores: dict[int, tuple[int, float]]) -> list[dict[str, Any]]:
+    """Each asked lead's score, in the order asked; a lead gone by the time the job ran has
+    `error` LEAD_NOT_FOUND."""
+    out = []
+    for lead_id in lead_ids:
+        found = scores.get(lead_id)
+        out.append(
+            {
+                "leadId": str(lead_id),
+                "score": None if found is None else found[0],
+                "confidence": None if found is None else found[1],
+                "error": "LEAD_NOT_FOUND" if found is None else None,
+            }
+        )
+    return out

@@ -287,7 +287,8 @@ class MlMutations:
     @strawberry.mutation(
         description="Score leads with `model` (null: the champion) as a job: `leadIds` (at most "
         "the ML config's maxBatchSize), or a `filter`, or neither (all the viewer may see). "
-        "Its result: total, successful, failed, averageScore, averageConfidence"
+        "Its result: total, successful, failed, averageScore, averageConfidence, and for at "
+        "most 1,000 named leads `results` [{leadId, score, confidence, error}]"
     )
     async def score_leads(
         self,

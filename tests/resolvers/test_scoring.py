@@ -152,6 +152,13 @@ def test_score_leads_matches_the_models_own_prediction(
         assert score["confidence"] == pytest.approx(2 * abs(score["probability"] - 0.5))
         assert score["modelVersion"] == str(trained["version"])
         values.append(score["value"])
+    # the job lists each lead's score, in the order asked
+    assert [r["leadId"] for r in result["results"]] == [str(i) for i in ids]
+    assert [r["score"] for r in result["results"]] == values
+    assert all(r["error"] is None for r in result["results"])
+    for r in result["results"]:
+        p = expected[int(r["leadId"])]
+        assert r["confidence"] == pytest.approx(2 * abs(p - 0.5))
     # the denormalised current score follows
     rows = fetch(
         scoring_database,
@@ -177,6 +184,7 @@ def test_scoring_all_leads_writes_one_row_per_lead(
     done = wait_for_job(admin, job["id"], timeout=60)
     assert done["status"] == "SUCCEEDED", done
     assert done["result"]["total"] == leads == done["result"]["successful"]
+    assert "results" not in done["result"]  # every lead: the summary only
     after = scalar(scoring_database, "SELECT count(*) FROM lead_score WHERE workspace_id = $1", 1)
     assert after - before == leads
 
