@@ -98,6 +98,16 @@ class Comparison:
     wins: dict[int, int]  # model id -> metrics won
     winner: MlModel | None
     recommendation: str
+    # what to do with the winner: KEEP (it is the champion), PROMOTE (the challenger),
+    # AB_TEST (another version, over the champion), DEPLOY (no champion yet); NONE: no winner
+    action: str = "NONE"
+
+    @property
+    def confidence(self) -> float | None:
+        """The share of the compared metrics the winner wins."""
+        if self.winner is None or self.winner.id is None or not self.metrics:
+            return None
+        return self.wins[self.winner.id] / len(self.metrics)
 
 
 def value_on_test(model: MlModel, metric: Metric) -> float | None:
@@ -167,7 +177,18 @@ def compare(
         wins=wins,
         winner=winner,
         recommendation=_recommendation(models, metrics, wins, winner, serving),
+        action=_action(models, winner),
     )
+
+
+def _action(models: Sequence[MlModel], winner: MlModel | None) -> str:
+    if winner is None:
+        return "NONE"
+    if winner.alias == CHAMPION:
+        return "KEEP"
+    if winner.alias == CHALLENGER:
+        return "PROMOTE"
+    return "AB_TEST" if any(m.alias == CHAMPION for m in models) else "DEPLOY"
 
 
 def _recommendation(

@@ -104,6 +104,19 @@ class MetricComparison:
         )
 
 
+@strawberry.type(description="What to do with a compared version (seed 003 recommendations)")
+class ModelRecommendation:
+    type: str = strawberry.field(
+        description="KEEP (the champion wins), PROMOTE (the challenger wins), AB_TEST (another "
+        "version beats the champion: test it on a share of leads first), DEPLOY (no champion)"
+    )
+    model: MlModel
+    reason: str
+    confidence: float = strawberry.field(
+        description="The share of the compared metrics the version wins, 0..1"
+    )
+
+
 @strawberry.type
 class ModelComparison:
     models: list[MlModel]
@@ -113,6 +126,9 @@ class ModelComparison:
     )
     winner_metric_count: int
     recommendation: str
+    recommendations: list[ModelRecommendation] = strawberry.field(
+        description="The winner's, with its type and confidence; empty without a winner"
+    )
 
 
 @strawberry.type
@@ -306,6 +322,16 @@ class MlRegistryQueries:
             if report.winner is None or report.winner.id is None
             else report.wins[report.winner.id],
             recommendation=report.recommendation,
+            recommendations=[]
+            if report.winner is None or report.confidence is None
+            else [
+                ModelRecommendation(
+                    type=report.action,
+                    model=MlModel.from_row(report.winner),
+                    reason=report.recommendation,
+                    confidence=report.confidence,
+                )
+            ],
         )
 
     @strawberry.field(description="The workspace's ML config; any member may read it")

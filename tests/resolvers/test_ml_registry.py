@@ -98,6 +98,7 @@ query Compare($ids: [ID!]!, $metrics: [String!], $period: Period! = D30) {
     winner { id name version }
     winnerMetricCount
     recommendation
+    recommendations { type model { id } reason confidence }
   }
 }
 """
@@ -482,6 +483,12 @@ def test_compare_models_per_metric_winner_difference_and_recommendation(
     assert f"{winner['name']} v{winner['version']}" in sentence
     assert f"{stored[overall]['auc']:.3f}" in sentence
     assert ("Keep" in sentence) is (overall == champion_v1["id"])
+    # the same advice as a typed recommendation: the champion is kept, or the other version
+    # (a candidate) A/B tested over it; confident as the share of metrics it wins
+    [advice] = report["recommendations"]
+    assert advice["model"]["id"] == overall and advice["reason"] == sentence
+    assert advice["type"] == ("KEEP" if overall == champion_v1["id"] else "AB_TEST")
+    assert advice["confidence"] == pytest.approx(wins[overall] / len(keys))
 
 
 def histogram_p50(buckets: list[int]) -> float | None:
