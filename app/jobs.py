@@ -122,6 +122,8 @@ class Worker:
         self.running[job.id] = handler_task
         beats = asyncio.create_task(self._heartbeat(job, handler_task, run))
         status, result, error = JobStatus.SUCCEEDED, None, None
+        code: str | None = None
+        details: dict[str, Any] | None = None
         try:
             result = await handler_task
         except (JobCancelled, asyncio.CancelledError):
@@ -133,12 +135,20 @@ class Worker:
         except Exception as exc:
             log.exception("job %s (%s) failed", job.id, job.kind)
             status, error = JobStatus.FAILED, _public_error(exc)
+            code, details = _error_code(exc)
         finally:
             beats.cancel()
             self.running.pop(job.id, None)
         async with self.db.transaction() as session:
             done = await queue.finish(
-                session, job, self.worker_id, status, result=result, error=error
+                session,
+                job,
+                self.worker_id,
+                status,
+                result=result,
+                error=error,
+                error_code=code,
+                error_details=details,
             )
         if done is None:
             log.warning("job %s: lease lost before finishing; another worker owns it now", job.id)
@@ -193,6 +203,15 @@ class Worker:
     async def _announce(self, job: Job) -> None:
         if self.pubsub is not None:
             await self.pubsub.publish(ChangeEvent(job.workspace_id, "job", [str(job.id)]))
+
+
+def _error_code(exc: Exception) -> tuple[str, dict[str, Any] | None]:
+    """A failed job's code and details: a domain error's own, else INTERNAL (masked)."""
+    from models.errors import DomainError
+
+    if isinstance(exc, DomainError):
+        return exc.code, dict(exc.details) or None
+    return "INTERNAL", None
 
 
 def _public_error(exc: Exception) -> str:

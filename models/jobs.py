@@ -50,6 +50,9 @@ class Job(SQLModel, table=True):
     payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSONB)
     result: dict[str, Any] | None = Field(default=None, sa_type=JSONB)
     error: str | None = Field(default=None, max_length=2000)
+    # a failure's code (DomainError.code; INTERNAL for anything else) and its details
+    error_code: str | None = Field(default=None, max_length=64)
+    error_details: dict[str, Any] | None = Field(default=None, sa_type=JSONB)
     attempts: int = 0
     max_attempts: int = 3
     cancel_requested: bool = False
@@ -215,6 +218,8 @@ async def finish(
     *,
     result: dict[str, Any] | None = None,
     error: str | None = None,
+    error_code: str | None = None,
+    error_details: dict[str, Any] | None = None,
 ) -> Job | None:
     """End the job if this worker still holds it; a worker that lost its lease changes nothing."""
     values: dict[str, Any] = {
@@ -224,6 +229,8 @@ async def finish(
         "lease_expires_at": None,
         "result": result,
         "error": error and error[:2000],
+        "error_code": error_code,
+        "error_details": error_details,
     }
     if status == JobStatus.SUCCEEDED:
         values["progress"] = 1.0
@@ -248,6 +255,7 @@ async def fail_exhausted(session: AsyncSession) -> list[Job]:
             lease_owner=None,
             lease_expires_at=None,
             error="worker lost too many times",
+            error_code="WORKER_LOST",
         )
         .returning(Job)
     )

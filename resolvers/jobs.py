@@ -44,7 +44,15 @@ class Job:
         description="Seconds left in the current stage at its pace so far"
     )
     priority: JobPriority
-    error: str | None
+    error: str | None = strawberry.field(description='A failure: "CODE: message"')
+    error_code: str | None = strawberry.field(
+        description="A failure's code, as GraphQL errors have it (MODEL_TRAINING_FAILED, ...; "
+        "INTERNAL for an unexpected one, WORKER_LOST when its workers died too often)"
+    )
+    error_details: JSON | None = strawberry.field(
+        description="The numbers behind the code (MODEL_TRAINING_FAILED: minSamples, "
+        "actualSamples, ...)"
+    )
     result: JSON | None
     created_at: datetime
     started_at: datetime | None
@@ -65,6 +73,8 @@ class Job:
             eta_seconds=_number(details.get("etaSeconds")),
             priority=_PRIORITY_BY_RANK.get(row.priority, jobs.JobPriority.NORMAL),
             error=row.error,
+            error_code=row.error_code,
+            error_details=JSON(row.error_details) if row.error_details else None,
             result=JSON(row.result) if row.result is not None else None,
             created_at=row.created_at,
             started_at=row.started_at,

@@ -378,7 +378,7 @@ def test_a_job_whose_workers_keep_dying_fails_after_max_attempts(
 
     assert calls == []
     assert row["status"] == JobStatus.FAILED
-    assert row["error"] == "worker lost too many times"
+    assert row["error"] == "worker lost too many times" and row["error_code"] == "WORKER_LOST"
     assert row["attempts"] == 2
     assert row["finished_at"] is not None and row["lease_owner"] is None
 
@@ -438,6 +438,12 @@ def test_failed_handlers_mask_unexpected_errors_and_show_domain_ones(
     assert crashed["error"] == "Internal error (see server log)"
     assert "hunter2" not in str(crashed) and "postgresql" not in str(crashed)
     assert refused["error"] == "MODEL_TRAINING_FAILED: Need at least 1000 leads"
+    # the code and the numbers behind it as data; nothing of the unexpected one
+    assert (refused["error_code"], refused["error_details"]) == (
+        "MODEL_TRAINING_FAILED",
+        {"leads": 12},
+    )
+    assert (crashed["error_code"], crashed["error_details"]) == ("INTERNAL", None)
     for row in (crashed, refused):
         assert row["attempts"] == 1 and row["result"] is None
         assert row["finished_at"] is not None and row["lease_owner"] is None

@@ -23,7 +23,11 @@ mutation Retrain($id: ID, $input: RetrainInput) {
   retrainModel(id: $id, input: $input) { id kind status }
 }
 """
-JOB = "query Job($id: ID!) { job(id: $id) { id status progress stage error result } }"
+JOB = """
+query Job($id: ID!) {
+  job(id: $id) { id status progress stage error errorCode errorDetails result }
+}
+"""
 PROGRESS = """
 subscription Progress($id: ID!) { jobProgress(id: $id) { status progress stage result } }
 """

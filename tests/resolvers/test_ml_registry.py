@@ -684,6 +684,9 @@ def test_a_training_over_the_configured_time_fails_and_registers_nothing(
         admin.execute(UPDATE_CONFIG, input={"training": {"maxTrainingTimeMs": 7_200_000}})
     assert done["status"] == "FAILED", done
     assert done["error"].startswith("MODEL_TRAINING_FAILED")
+    assert done["errorCode"] == "MODEL_TRAINING_FAILED"
+    assert done["errorDetails"]["maxTrainingTimeMs"] == 1000
+    assert done["errorDetails"]["elapsedMs"] >= 1000
     assert count(database, "ml_model") == models_before
 
 
