@@ -84,6 +84,8 @@ class Recommendation:
     action: str
     priority: Impact
     reason: str
+    # what following it should bring, where the data says (null where it does not)
+    expected_impact: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +216,10 @@ def clusters(segments: pl.DataFrame) -> list[Insight]:
                 impact,
                 f"Average score {row['average_score']:.1f} against {baseline:.1f} across open "
                 f"leads ({row['lift']:.2f}x)",
+                None
+                if rate is None
+                else f"About {round(n * rate)} wins if they close as their {seg_closed} closed "
+                f"look-alikes did ({rate:.0%})",
             )
         ]
         if rate is not None and base_rate is not None and rate > base_rate:

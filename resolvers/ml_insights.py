@@ -43,6 +43,11 @@ class InsightRecommendation:
     action: str
     priority: Impact
     reason: str = strawberry.field(description="The numbers the action follows from")
+    expected_impact: str | None = strawberry.field(
+        default=None,
+        description="What following it should bring, where the data says (high-value "
+        "clusters: the wins their closed look-alikes' win rate predicts); null otherwise",
+    )
 
 
 @strawberry.type(description="The numbers an insight stands on; null where they do not apply")
@@ -101,7 +106,12 @@ class MlInsight:
             ),
             traits=[InsightTrait(dimension=d, value=v) for d, v in found.traits],
             recommendations=[
-                InsightRecommendation(action=r.action, priority=r.priority, reason=r.reason)
+                InsightRecommendation(
+                    action=r.action,
+                    priority=r.priority,
+                    reason=r.reason,
+                    expected_impact=r.expected_impact,
+                )
                 for r in found.recommendations
             ],
         )

@@ -38,7 +38,7 @@ query Insights($category: MlInsightCategory, $limit: Int!, $period: Period!) {
         data { leadCount closedCount conversionRate averageScore averageBudget lift baseline
                current previous change }
         traits { dimension value }
-        recommendations { action priority reason }
+        recommendations { action priority reason expectedImpact }
       }
       summary { totalInsights highImpact mediumImpact lowImpact leadsAnalysed
                 categories { category count } }
@@ -181,6 +181,7 @@ def test_clusters_through_gql_match_a_recomputation(
     expected = expected_clusters(insights_database)
     assert {i["id"] for i in found["insights"]} == set(expected)
     assert found["summary"]["totalInsights"] == len(expected)
+    assert any(want["rate"] is not None for want in expected.values())
     for insight in found["insights"]:
         want = expected[insight["id"]]
         assert insight["category"] == "HIGH_VALUE_CLUSTERS" and insight["type"] == "OPPORTUNITY"
@@ -188,6 +189,13 @@ def test_clusters_through_gql_match_a_recomputation(
         assert insight["data"]["averageScore"] == pytest.approx(want["avg"])
         assert insight["data"]["lift"] == pytest.approx(want["lift"])
         assert insight["impact"] == want["impact"]
+        # working them first should bring the wins their closed look-alikes' rate predicts
+        expected_impact = insight["recommendations"][0]["expectedImpact"]
+        if want["rate"] is None:
+            assert expected_impact is None
+        else:
+            assert f"About {round(want['n'] * want['rate'])} wins" in expected_impact
+            assert f"{want['closed']} closed" in expected_impact
         assert {t["dimension"] for t in insight["traits"]} == {
             "location",
             "propertyType",
