@@ -9,6 +9,7 @@ from typing import Self
 import strawberry
 
 from ml import drift, registry
+from ml.market import confidence
 from resolvers.context import Info
 from resolvers.ml_explain import FeatureKind
 
@@ -45,6 +46,10 @@ class ConceptDrift:
         description="null until the recent outcomes hold both a conversion and a loss"
     )
     decay: float | None = strawberry.field(description="testAuc - recentAuc")
+    score: float | None = strawberry.field(description="The seed's name for decay")
+    confidence: float = strawberry.field(
+        description="How far recentAuc can be trusted: 1 - 1/sqrt(samples), 0 without any"
+    )
     samples: int = strawberry.field(description="Leads labelled since training")
     conversions: int
     since: datetime = strawberry.field(
@@ -116,6 +121,8 @@ class ModelDrift:
                 test_auc=c.test_auc,
                 recent_auc=c.recent_auc,
                 decay=c.decay,
+                score=c.decay,
+                confidence=confidence(c.samples),
                 samples=c.samples,
                 conversions=c.conversions,
                 since=c.since,

@@ -80,7 +80,7 @@ query Drift($id: ID!, $window: Int!) {
       windowDays windowStart windowEnd referenceRows currentRows overallDrift meanDrift band
       referenceRebuilt
       features { feature type psi band referenceMissingRate currentMissingRate trending }
-      conceptDrift { testAuc recentAuc decay samples conversions since }
+      conceptDrift { testAuc recentAuc decay score confidence samples conversions since }
       recommendations { type priority reason suggestedAction }
     }
   }
@@ -570,7 +570,8 @@ def test_concept_drift_is_the_auc_on_outcomes_known_since_training(
         int(model_id),
     )[0][0]
     assert concept["testAuc"] == pytest.approx(test_auc)
-    assert concept["decay"] == pytest.approx(test_auc - auc)
+    assert concept["decay"] == concept["score"] == pytest.approx(test_auc - auc)
+    assert concept["confidence"] == pytest.approx(1 - 1 / math.sqrt(len(rows)))
     decayed = [r for r in report["recommendations"] if "recent outcomes" in r["reason"]]
     assert bool(decayed) == (test_auc - auc > 0.05)  # the ML config's default alert drop
 
