@@ -286,6 +286,10 @@ class MarketInsights:
         description="WON / closed among leads closed in the timeframe"
     )
     recommendations: list[MarketRecommendation]
+    insights: list[MlInsight] = strawberry.field(
+        description="The budget, price and demand moves of this market big enough to tell "
+        "(mlInsights' MARKET_TRENDS rule, for these leads)"
+    )
 
     @classmethod
     def from_model(cls, m: market.MarketInsights) -> Self:
@@ -316,6 +320,7 @@ class MarketInsights:
                 )
                 for r in m.recommendations
             ],
+            insights=[MlInsight.from_model(i) for i in insights.market_moves(m)],
         )
 
 

@@ -15,6 +15,7 @@ from gql.graphql_request import GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
 
 from app.main import create_app
+from ml.insights import MARKET_STEPS
 from tests.client import Persona, login
 from tests.conftest import (
     ServerThread,
@@ -62,6 +63,7 @@ query Market($location: String, $type: PropertyType, $timeframe: Period!) {
       daysToClose { current previous }
       conversionRate { current previous currentSampleSize confidence }
       recommendations { type action reason confidence }
+      insights { id category data { current previous change } }
     }
   }
 }
@@ -265,6 +267,24 @@ def test_market_insights_match_a_recomputation(admin: Persona, insights_database
     assert m["daysToClose"]["current"] == pytest.approx(want["days_now"])
     assert m["conversionRate"]["current"] == pytest.approx(want["rate_now"])
     assert m["conversionRate"]["currentSampleSize"] == want["closed_now"]
+    # the moves big enough to tell (MARKET_STEPS: 5% and more) are its insights
+    moves = {
+        "market:budget": (want["budget_now"], want["budget_before"]),
+        "market:price": (want["price_now"], want["price_before"]),
+        "market:demand": (want["new_now"], want["new_before"]),
+    }
+    told = {
+        key: (now - before) / before
+        for key, (now, before) in moves.items()
+        if now is not None and before and abs(now - before) / before >= MARKET_STEPS[0]
+    }
+    assert {i["id"] for i in m["insights"]} == set(told)
+    for insight in m["insights"]:
+        assert insight["category"] == "MARKET_TRENDS"
+        now, before = moves[insight["id"]]
+        assert insight["data"]["current"] == pytest.approx(now)
+        assert insight["data"]["previous"] == pytest.approx(before)
+        assert insight["data"]["change"] == pytest.approx(told[insight["id"]])
 
 
 def test_market_filter_with_no_data_gives_zeros(admin: Persona) -> None:
@@ -277,7 +297,7 @@ def test_market_filter_with_no_data_gives_zeros(admin: Persona) -> None:
     assert m["budgetTrend"]["points"] == [] and m["budgetTrend"]["median"]["current"] is None
     assert m["priceTrend"]["median"]["current"] is None
     assert m["conversionRate"]["current"] is None and m["conversionRate"]["confidence"] == 0
-    assert m["recommendations"] == []
+    assert m["recommendations"] == [] and m["insights"] == []
 
 
 def test_market_bad_timeframe_is_refused(admin: Persona) -> None:
