@@ -378,6 +378,9 @@ def retrain_params(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> Tra
         l2_leaf_reg=float(merged.get("l2LeafReg", defaults.l2_leaf_reg)),
         validation_split=float(merged.get("validationSplit", defaults.validation_split)),
         tuning=bool(merged.get("hyperparameterTuning", defaults.tuning)),
+        early_stopping_rounds=None
+        if merged.get("earlyStoppingRounds") is None
+        else int(merged["earlyStoppingRounds"]),
     )
     params.validate()
     return params
@@ -392,7 +395,7 @@ def payload_params(payload: Mapping[str, Any]) -> TrainParams:
 
 
 # what a retrain inherits from its base version (tuning is asked for each time)
-_INHERITED = ("iterations", "depth", "learningRate", "l2LeafReg")
+_INHERITED = ("iterations", "depth", "learningRate", "l2LeafReg", "earlyStoppingRounds")
 
 
 async def request_retrain(

@@ -67,6 +67,9 @@ class TrainParams:
     tuning: bool = False
     # stop and fail a training running longer than this (ml_config.max_training_time_ms)
     max_seconds: float | None = None
+    # stop once the validation loss has not improved for this many iterations (the seed's
+    # trainingConfig.earlyStopping / patience); None: run every iteration
+    early_stopping_rounds: int | None = None
 
     def validate(self) -> None:
         v = Validator()
@@ -75,6 +78,11 @@ class TrainParams:
         v.check(0 < self.learning_rate <= 1, "learningRate", "above 0 and at most 1")
         v.check(0 <= self.l2_leaf_reg <= 100, "l2LeafReg", "between 0 and 100")
         v.check(0.05 <= self.validation_split <= 0.4, "validationSplit", "between 0.05 and 0.4")
+        v.check(
+            self.early_stopping_rounds is None or 1 <= self.early_stopping_rounds <= 1000,
+            "earlyStoppingRounds",
+            "between 1 and 1000",
+        )
         v.raise_if_any("Invalid training parameters")
 
     def payload(self) -> dict[str, Any]:
@@ -86,6 +94,7 @@ class TrainParams:
             "l2LeafReg": self.l2_leaf_reg,
             "validationSplit": self.validation_split,
             "hyperparameterTuning": self.tuning,
+            "earlyStoppingRounds": self.early_stopping_rounds,
         }
 
 
@@ -202,7 +211,13 @@ def _fit(pools: dict[str, Pool], params: TrainParams, hook: _IterationHook) -> C
         verbose=False,
         thread_count=-1,
     )
-    model.fit(pools["train"], eval_set=pools["validation"], use_best_model=True, callbacks=[hook])
+    model.fit(
+        pools["train"],
+        eval_set=pools["validation"],
+        use_best_model=True,
+        early_stopping_rounds=params.early_stopping_rounds,
+        callbacks=[hook],
+    )
     return model
 
 

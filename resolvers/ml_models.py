@@ -210,6 +210,11 @@ class RetrainInput:
     depth: int | None = None
     learning_rate: float | None = None
     l2_leaf_reg: float | None = None
+    early_stopping_rounds: int | None = strawberry.field(
+        default=None,
+        description="1..1000: stop once the validation loss has not improved for this many "
+        "iterations (default: the base version's, else none)",
+    )
     validation_split: float | None = strawberry.field(
         default=None,
         description="Share held out for validation, and again for test (default: the ML "
@@ -267,6 +272,7 @@ class MlMutations:
             "depth": given.depth,
             "learningRate": given.learning_rate,
             "l2LeafReg": given.l2_leaf_reg,
+            "earlyStoppingRounds": given.early_stopping_rounds,
             "validationSplit": given.validation_split,
             "hyperparameterTuning": given.hyperparameter_tuning,
         }

@@ -27,6 +27,11 @@ class HyperparametersInput:
     depth: int | None = strawberry.field(default=None, description="1..10")
     learning_rate: float | None = strawberry.field(default=None, description="(0, 1]")
     l2_leaf_reg: float | None = strawberry.field(default=None, description="0..100")
+    early_stopping_rounds: int | None = strawberry.field(
+        default=None,
+        description="1..1000: stop once the validation loss has not improved for this many "
+        "iterations (early stopping, its patience); default none",
+    )
 
 
 @strawberry.input
@@ -357,6 +362,7 @@ class MlRegistryMutations:
             "depth": given.depth,
             "learningRate": given.learning_rate,
             "l2LeafReg": given.l2_leaf_reg,
+            "earlyStoppingRounds": given.early_stopping_rounds,
             "validationSplit": input.validation_split,
             "hyperparameterTuning": input.hyperparameter_tuning,
         }

@@ -169,6 +169,8 @@ def test_progress_returning_false_cancels_training(frames):
         ({"validation_split": 0.01}, "validationSplit"),
         ({"validation_split": 0.5}, "validationSplit"),
         ({"l2_leaf_reg": -1.0}, "l2LeafReg"),
+        ({"early_stopping_rounds": 0}, "earlyStoppingRounds"),
+        ({"early_stopping_rounds": 1001}, "earlyStoppingRounds"),
     ],
 )
 def test_bad_params_name_the_field(change, field):
@@ -176,6 +178,15 @@ def test_bad_params_name_the_field(change, field):
     with pytest.raises(BadUserInput) as raised:
         train(empty, replace(PARAMS, **change))
     assert list(raised.value.details["fields"]) == [field]
+
+
+def test_early_stopping_ends_once_validation_stops_improving(frames):
+    # a fast learner overfits soon: with a patience of 5 it stops 5 iterations after its best
+    params = replace(PARAMS, iterations=3000, learning_rate=0.5, early_stopping_rounds=5)
+    result = train(frames["labelled"], params)
+    assert not result.cancelled and result.best_iteration is not None
+    assert result.best_iteration + 5 <= result.iterations_run <= result.best_iteration + 6 < 3000
+    assert result.params["earlyStoppingRounds"] == 5
 
 
 def f1_at(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> float:

@@ -321,9 +321,13 @@ def test_create_model_refusals_queue_nothing(
     error = admin.error(CREATE, input={**good, "name": champion_v1["name"]})
     assert bad_fields(error) == {"name"}
     error = admin.error(
-        CREATE, input={**good, "hyperparameters": {"iterations": 5, "l2LeafReg": -1}}
+        CREATE,
+        input={
+            **good,
+            "hyperparameters": {"iterations": 5, "l2LeafReg": -1, "earlyStoppingRounds": 0},
+        },
     )
-    assert bad_fields(error) == {"iterations", "l2LeafReg"}
+    assert bad_fields(error) == {"iterations", "l2LeafReg", "earlyStoppingRounds"}
     error = admin.error(CREATE, input={**good, "validationSplit": 0.6})
     assert bad_fields(error) == {"validationSplit"}
     assert code(user.error(CREATE, input=good)) == "FORBIDDEN"
@@ -341,7 +345,14 @@ def created(champion_v1: dict[str, Any], admin: Persona) -> dict[str, Any]:
             "description": "Deeper trees",
             "type": "CLASSIFICATION",
             "algorithm": "catboost",
-            "hyperparameters": {"iterations": 80, "depth": 4, "learningRate": 0.1, "l2LeafReg": 5},
+            "hyperparameters": {
+                "iterations": 80,
+                "depth": 4,
+                "learningRate": 0.1,
+                "l2LeafReg": 5,
+                # a patience longer than the run: recorded, never reached
+                "earlyStoppingRounds": 200,
+            },
         },
     )["createModel"]
     assert job["kind"] == registry.RETRAIN_KIND
@@ -357,6 +368,7 @@ def test_created_model_is_version_one_and_stays_candidate_although_better(
     assert (created["name"], created["version"]) == ("Lead Scoring v3", 1)
     assert (created["type"], created["description"]) == ("CLASSIFICATION", "Deeper trees")
     assert created["hyperparameters"]["l2LeafReg"] == 5
+    assert created["hyperparameters"]["earlyStoppingRounds"] == 200
     assert created["hyperparameters"]["depth"] == 4
     # it beats the champion on test AUC, yet auto-promotion is off: it stays a candidate
     assert created["metrics"]["auc"] > champion_v1["metrics"]["auc"]
