@@ -15,6 +15,9 @@ from models.ml_models import load_config
 from models.periods import PERIODS
 from resolvers.context import Info
 from resolvers.enums import Period
+from resolvers.ml_drift import model_drift
+
+DRIFT_WINDOW_DAYS = 30  # driftScore: MlModel.drift's default window
 
 
 @strawberry.type(description="One UTC day of a model's predictions")
@@ -78,10 +81,22 @@ class ModelPerformance:
         description="Accuracy on new outcomes below the test split's by more than the ML "
         "config's accuracyDrop; p95 above the previous window's by more than latencyIncrease"
     )
+    # (workspace id, model id): what `driftScore` computes over, when it is asked for
+    version: strawberry.Private[tuple[int, int]]
+
+    @strawberry.field(
+        description="The version's data drift now: `drift(windowDays: 30).overallDrift` (the "
+        "largest PSI of its features against the training data), computed only when selected"
+    )
+    async def drift_score(self, info: Info) -> float | None:
+        return (await model_drift(info, *self.version, DRIFT_WINDOW_DAYS)).overall_drift
 
     @classmethod
-    def from_result(cls, period: Period, p: performance.ModelPerformance) -> Self:
+    def from_result(
+        cls, period: Period, p: performance.ModelPerformance, version: tuple[int, int]
+    ) -> Self:
         return cls(
+            version=version,
             period=period,
             since=p.since,
             until=p.until,
@@ -147,4 +162,4 @@ async def model_performance(
             test_accuracy=test_accuracy,
             config=config,
         )
-    return ModelPerformance.from_result(period, result)
+    return ModelPerformance.from_result(period, result, (workspace_id, model_id))

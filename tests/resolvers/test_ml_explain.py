@@ -500,6 +500,11 @@ def test_a_shifted_budget_is_major_drift_while_the_rest_stays_stable(
     trending = {k for k, v in psi.items() if v["trending"]}
     assert trending == {"agent_closed_before", "agent_win_rate"}
     assert report["overallDrift"] == psi["log_budget"]["psi"] and report["band"] == "MAJOR"
+    # the version's performance tells the same drift (the seed's driftScore)
+    score = admin.execute(
+        "query Score($id: ID!) { model(id: $id) { performance { driftScore } } }", id=model_id
+    )["model"]["performance"]["driftScore"]
+    assert score == pytest.approx(report["overallDrift"])
     assert report["meanDrift"] == pytest.approx(
         np.mean([psi["log_budget"]["psi"], *untouched.values()])
     )
