@@ -37,6 +37,9 @@ class ModelAlert:
     message: str
     value: float = strawberry.field(description="The accuracy drop (0..1) or the p95 increase (ms)")
     threshold: float = strawberry.field(description="The ML config's alert threshold")
+    timestamp: datetime = strawberry.field(
+        description="When it held: the end of the period it was computed over (now)"
+    )
 
 
 @strawberry.type(
@@ -130,6 +133,7 @@ class ModelPerformance:
                     message=a.message,
                     value=a.value,
                     threshold=a.threshold,
+                    timestamp=p.until,
                 )
                 for a in p.alerts
             ],

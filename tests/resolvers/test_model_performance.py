@@ -30,7 +30,7 @@ query Performance($id: ID!, $period: Period!) {
       period since until predictionCount errorRate timeoutRate averageLatencyMs
       p50LatencyMs p95LatencyMs p99LatencyMs throughput accuracy auc evaluatedCount
       accuracySince threshold daily { day predictionCount errorRate averageLatencyMs }
-      previousP95LatencyMs alerts { type severity value threshold message }
+      previousP95LatencyMs alerts { type severity value threshold message timestamp }
     }
   }
 }
@@ -300,6 +300,7 @@ def test_alerts_follow_the_ml_config_thresholds(
     assert increase > 0  # the job's batches and online calls are slower than 0.5 ms
     assert by_type["LATENCY_INCREASE"]["value"] == pytest.approx(increase)
     assert by_type["LATENCY_INCREASE"]["severity"] == "CRITICAL"  # beyond twice 0
+    assert all(a["timestamp"] == perf["until"] for a in perf["alerts"])
     drop = test_accuracy - perf["accuracy"]
     assert ("ACCURACY_DROP" in by_type) is (drop > 0)
     if drop > 0:
