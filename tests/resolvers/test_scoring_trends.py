@@ -6,9 +6,11 @@ per owner and per agent for a USER or an AGENT)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 import polars as pl
 import pytest
 
@@ -17,6 +19,7 @@ from tests.client import Persona
 from tests.conftest import wait_for
 
 ACME = 1
+GLOBEX = 2
 # the documented rules (schema descriptions, README)
 MIN_IMPROVEMENT, TOP, MIN_SAMPLE, CONCERNING = 10, 5, 20, -2.0
 EVERY = {"DAY": "1d", "WEEK": "1w", "MONTH": "1mo"}
@@ -741,3 +744,45 @@ def test_reassigned_leads_take_their_whole_history_along(
     assert improver_ids(trends(analytics_agent, period="D90")) == agent_top
     got = trends(analytics_admin, period="D90")
     assert_matches(got, expected(scorings(sql), *window(got), "DAY"))
+
+
+# ---- concurrent writers (migration 0018) -------------------------------------------------------
+
+
+def test_a_workspaces_rollups_have_one_writer_at_a_time(analytics_database: str) -> None:
+    """Two scoring writers of a workspace deadlocked on its rollup rows; each statement now
+    takes the workspace's advisory lock first. Shown here: a statement waits for a holder of
+    Acme's lock, and one of another workspace does not (everything rolled back)."""
+    insert = (
+        "INSERT INTO lead_score (workspace_id, lead_id, model_id, model_version, value, "
+        "probability, scored_at) SELECT workspace_id, id, NULL, 'v-lock', 50, 0.5, now() "
+        "FROM lead WHERE workspace_id = $1 ORDER BY id LIMIT 3"
+    )
+
+    async def scenario() -> tuple[bool, bool]:
+        holder = await asyncpg.connect(analytics_database)
+        writer = await asyncpg.connect(analytics_database)
+        try:
+            async with holder.transaction():
+                await holder.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext('score_trend'), $1)", ACME
+                )
+                outcomes = []
+                for workspace in (ACME, GLOBEX):
+                    transaction = writer.transaction()
+                    await transaction.start()
+                    try:
+                        await writer.execute("SET LOCAL lock_timeout = '300ms'")
+                        await writer.execute(insert, workspace)
+                        outcomes.append(True)
+                    except asyncpg.exceptions.LockNotAvailableError:
+                        outcomes.append(False)
+                    finally:
+                        await transaction.rollback()
+                return outcomes[0], outcomes[1]
+        finally:
+            await holder.close()
+            await writer.close()
+
+    acme_went_through, globex_went_through = asyncio.run(scenario())
+    assert not acme_went_through and globex_went_through
