@@ -56,11 +56,9 @@ Create Date: 2026-11-26 18:00:00
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 from alembic import op
+
+from models.migrations.revisions import load_revision
 
 revision = "0016"
 down_revision = "0015"
@@ -68,17 +66,7 @@ branch_labels = None
 depends_on = None
 
 
-def _revision_0012() -> ModuleType:
-    # the workspace rollups' statements are 0012's, unchanged: this revision adds to them
-    path = Path(__file__).with_name("0012_scoring_trends.py")
-    spec = importlib.util.spec_from_file_location("dashgraph_revision_0012", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-R12 = _revision_0012()
+R12 = load_revision("0012_scoring_trends.py")
 MIN_IMPROVEMENT = R12.MIN_IMPROVEMENT
 TOP = R12.TOP
 

@@ -19,11 +19,9 @@ Create Date: 2026-11-26 21:50:00
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 from alembic import op
+
+from models.migrations.revisions import load_revision
 
 revision = "0018"
 down_revision = "0017"
@@ -31,17 +29,7 @@ branch_labels = None
 depends_on = None
 
 
-def _revision_0016() -> ModuleType:
-    # the functions are 0016's, with a lock first: this revision adds it
-    path = Path(__file__).with_name("0016_scoring_trends_per_holder.py")
-    spec = importlib.util.spec_from_file_location("dashgraph_revision_0016", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-R16 = _revision_0016()
+R16 = load_revision("0016_scoring_trends_per_holder.py")
 LOCK = "pg_advisory_xact_lock(hashtext('score_trend'), {workspace})"
 
 _APPLY_LOCKED = R16._swap(
