@@ -69,6 +69,9 @@ class ModelAlert:
     model: MlModel
     alert: performance.Alert
     recommendation: str
+    # the observations behind it: outcomes for an accuracy drop, the fewer of the two
+    # periods' predict calls for a latency increase
+    samples: int
 
 
 # what to do about each alert kind of ml/performance.py
@@ -248,7 +251,7 @@ async def ml_analytics(
     conf_n = sum(v[3] for v in batch.values())
     calls = sum(sum(v[3]) for v in online.values())
     accuracies = [a for m in serving if (a := registry.test_metric(m, "accuracy")) is not None]
-    alerts = await _alerts(session, ws, serving, start, end)
+    alerts = await serving_alerts(session, ws, serving, start, end)
     return MlAnalytics(
         period_start=start,
         period_end=end,
@@ -275,7 +278,7 @@ async def ml_analytics(
     )
 
 
-async def _alerts(
+async def serving_alerts(
     session: AsyncSession, workspace_id: int, serving: list[MlModel], start: datetime, end: datetime
 ) -> list[ModelAlert]:
     """The serving versions' `MlModel.performance` alerts over [start, end), as that field
@@ -301,7 +304,12 @@ async def _alerts(
         )
         for alert in result.alerts:
             advice = RECOMMENDATIONS[alert.kind].format(name=f"{model.name} v{model.version}")
-            found.append(ModelAlert(model, alert, advice))
+            samples = (
+                result.evaluated_count
+                if alert.kind == "ACCURACY_DROP"
+                else min(result.latency.calls, result.previous_latency.calls)
+            )
+            found.append(ModelAlert(model, alert, advice, samples))
     return found
 
 

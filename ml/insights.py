@@ -12,6 +12,14 @@ Rules (the thresholds are the constants below):
   relative change, VOLUME_STEPS).
 - MARKET_TRENDS: the workspace's median budget, median won deal value and new leads, this
   window against the previous one (relative change, MARKET_STEPS; see ml/market.py).
+- MODEL_PERFORMANCE (ADMIN only, as `mlAnalytics`): each serving version's alert over the
+  current window (`mlAnalytics.alerts`: CRITICAL is HIGH impact, WARNING MEDIUM), and each
+  CANDIDATE whose test AUC beats the champion's by AUC_STEPS (absolute).
+- OPERATIONAL: open high-value leads (score >= HIGH_VALUE_SCORE) with no activity for IDLE_DAYS
+  (their share of the open high-value leads, IDLE_STEPS); and the share of new leads given a
+  first response (a call or email sent) within RESPONSE_WITHIN, this window against the
+  previous one (leads at least that old; MIN_TREND_SAMPLE in both, absolute change,
+  RATE_STEPS).
 Impact is graded by the same steps: below the first no insight, then LOW, MEDIUM from the
 second, HIGH from the third. Confidence is `ml.market.confidence(n)` = 1 - 1/sqrt(n) of the
 smallest sample behind the insight.
@@ -21,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -30,9 +38,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from ml import market
+from ml import analytics, market, registry
 from models.errors import BadUserInput
-from models.leads import Lead, LeadStage
+from models.leads import Lead, LeadEngagement, LeadStage
+from models.ml_models import MlModel, ModelStatus
+from models.periods import HIGH_VALUE_SCORE
 from models.scope import Scope
 
 MAX_INSIGHTS = 50
@@ -42,6 +52,10 @@ CLUSTER_LIFT = (1.2, 1.35, 1.6)  # x workspace average score
 RATE_STEPS = (0.05, 0.10, 0.15)  # absolute change of a win rate
 VOLUME_STEPS = (0.25, 0.50, 0.75)  # relative change of new leads in a segment
 MARKET_STEPS = (0.05, 0.10, 0.15)  # relative change of a market number
+AUC_STEPS = (0.005, 0.01, 0.02)  # a candidate's test AUC above the champion's
+IDLE_STEPS = (0.10, 0.25, 0.50)  # share of open high-value leads gone idle
+IDLE_DAYS = 7
+RESPONSE_WITHIN = timedelta(hours=24)
 INSIGHT_TIMEFRAMES = tuple(market.TIMEFRAMES)
 SEGMENTS = ("source", "property_type", "location")
 _LABELS = {"source": "source", "property_type": "property type", "location": "location"}
@@ -51,6 +65,8 @@ class InsightCategory(StrEnum):
     HIGH_VALUE_CLUSTERS = "HIGH_VALUE_CLUSTERS"
     SEGMENT_TRENDS = "SEGMENT_TRENDS"
     MARKET_TRENDS = "MARKET_TRENDS"
+    MODEL_PERFORMANCE = "MODEL_PERFORMANCE"
+    OPERATIONAL = "OPERATIONAL"
 
 
 class InsightType(StrEnum):
@@ -432,6 +448,216 @@ def market_moves(m: market.MarketInsights) -> list[Insight]:
     return out
 
 
+# ---- model performance ---------------------------------------------------------------------------
+
+
+def _version(model: MlModel) -> str:
+    return f"{model.name} v{model.version}"
+
+
+def model_insights(
+    alerts: list[analytics.ModelAlert], champion: MlModel | None, candidates: list[MlModel]
+) -> list[Insight]:
+    out: list[Insight] = []
+    for a in alerts:
+        alert, model = a.alert, a.model
+        impact = Impact.HIGH if alert.severity == "CRITICAL" else Impact.MEDIUM
+        what = "accuracy dropping" if alert.kind == "ACCURACY_DROP" else "latency rising"
+        out.append(
+            Insight(
+                id=f"model:{model.id}:{alert.kind}",
+                category=InsightCategory.MODEL_PERFORMANCE,
+                type=InsightType.RISK,
+                title=f"{_version(model)}: {what}",
+                description=alert.message,
+                impact=impact,
+                confidence=market.confidence(a.samples),
+                numbers=InsightNumbers(
+                    lead_count=a.samples, current=alert.value, baseline=alert.threshold
+                ),
+                traits=(("model", str(model.id)),),
+                recommendations=(Recommendation(a.recommendation, impact, alert.message),),
+            )
+        )
+    best = None if champion is None else registry.test_auc(champion)
+    for model in candidates if champion is not None and best is not None else []:
+        assert champion is not None and best is not None
+        auc = registry.test_auc(model)
+        gained = None if auc is None else grade(auc - best, AUC_STEPS)
+        if gained is None or auc is None:
+            continue
+        gain = auc - best
+        test_samples = int(model.training_sizes.get("test") or 0)
+        reason = (
+            f"Test AUC {auc:.3f} against the champion {_version(champion)}'s {best:.3f} "
+            f"(+{gain:.3f}, {test_samples} test leads)"
+        )
+        out.append(
+            Insight(
+                id=f"model:{model.id}:BEATS_CHAMPION",
+                category=InsightCategory.MODEL_PERFORMANCE,
+                type=InsightType.OPPORTUNITY,
+                title=f"{_version(model)} scores better than the champion",
+                description=reason,
+                impact=gained,
+                confidence=market.confidence(test_samples),
+                numbers=InsightNumbers(
+                    lead_count=test_samples, current=auc, baseline=best, change=gain
+                ),
+                traits=(("model", str(model.id)),),
+                recommendations=(
+                    Recommendation(
+                        f"Deploy {_version(model)} to part of the traffic (deployModel with "
+                        "abTest) and promote it if it holds up",
+                        gained,
+                        reason,
+                    ),
+                ),
+            )
+        )
+    return out
+
+
+async def model_rows(
+    session: AsyncSession, scope: Scope, w: market.Windows
+) -> tuple[list[analytics.ModelAlert], MlModel | None, list[MlModel]]:
+    """The serving versions' alerts over the current window, the champion, the candidates."""
+    rows = await registry.list_models(session, scope)
+    serving = [m for m in rows if m.status == ModelStatus.ACTIVE]
+    alerts = await analytics.serving_alerts(session, scope.workspace_id, serving, w.middle, w.end)
+    champion = next((m for m in serving if m.alias == "champion"), None)
+    candidates = [m for m in rows if m.status == ModelStatus.CANDIDATE]
+    return alerts, champion, sorted(candidates, key=lambda m: m.id or 0)
+
+
+# ---- operational -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Operations:
+    hot_open: int  # open leads scoring HIGH_VALUE_SCORE or more
+    hot_idle: int  # of them, no activity for IDLE_DAYS
+    idle_score_sum: int
+    # leads created in the previous / current window (at least RESPONSE_WITHIN old), and how
+    # many of them had a first response within RESPONSE_WITHIN
+    new_before: int
+    answered_before: int
+    new_now: int
+    answered_now: int
+
+
+async def operation_rows(session: AsyncSession, scope: Scope, w: market.Windows) -> Operations:
+    """Two statements: the open high-value leads (index-only on `ix_lead_open`), and the
+    windows' new leads with their first response (`lead_engagement`)."""
+    last_active = sa.func.coalesce(col(Lead.last_activity_at), col(Lead.created_at))
+    idle = last_active < w.end - timedelta(days=IDLE_DAYS)
+    hot = (
+        await session.execute(
+            sa.select(
+                sa.func.count(),
+                sa.func.count().filter(idle),
+                _int_sum(col(Lead.score), idle),
+            ).where(
+                scope.leads(Lead),
+                col(Lead.stage).not_in([LeadStage.WON, LeadStage.LOST]),
+                col(Lead.score) >= HIGH_VALUE_SCORE,
+            )
+        )
+    ).one()
+    answered = col(LeadEngagement.first_response_at) < col(Lead.created_at) + RESPONSE_WITHIN
+    current = col(Lead.created_at) >= w.middle
+    new = (
+        await session.execute(
+            sa.select(
+                sa.func.count().filter(~current),
+                sa.func.count().filter(~current, answered),
+                sa.func.count().filter(current),
+                sa.func.count().filter(current, answered),
+            )
+            .select_from(Lead)
+            .outerjoin(
+                LeadEngagement,
+                sa.and_(
+                    col(LeadEngagement.workspace_id) == col(Lead.workspace_id),
+                    col(LeadEngagement.lead_id) == col(Lead.id),
+                ),
+            )
+            .where(
+                scope.leads(Lead),
+                col(Lead.created_at) >= w.start,
+                col(Lead.created_at) < w.end - RESPONSE_WITHIN,
+            )
+        )
+    ).one()
+    return Operations(*(int(v) for v in (*hot, *new)))
+
+
+def operational(o: Operations) -> list[Insight]:
+    out: list[Insight] = []
+    share = o.hot_idle / o.hot_open if o.hot_open else 0.0
+    impact = grade(share, IDLE_STEPS) if o.hot_idle else None
+    if impact is not None:
+        reason = (
+            f"{o.hot_idle} of {o.hot_open} open leads scoring {HIGH_VALUE_SCORE}+ ({share:.0%}) "
+            f"had no activity for {IDLE_DAYS} days"
+        )
+        average = o.idle_score_sum / o.hot_idle
+        out.append(
+            Insight(
+                id="operational:idleHighValue",
+                category=InsightCategory.OPERATIONAL,
+                type=InsightType.RISK,
+                title=f"{o.hot_idle} high-value leads going cold",
+                description=reason,
+                impact=impact,
+                confidence=market.confidence(o.hot_open),
+                numbers=InsightNumbers(lead_count=o.hot_idle, average_score=average, current=share),
+                traits=(),
+                recommendations=(
+                    Recommendation(
+                        f"Follow up these {o.hot_idle} leads this week, highest score first",
+                        impact,
+                        reason,
+                    ),
+                ),
+            )
+        )
+    if o.new_now >= MIN_TREND_SAMPLE and o.new_before >= MIN_TREND_SAMPLE:
+        now, before = o.answered_now / o.new_now, o.answered_before / o.new_before
+        impact = grade(abs(now - before), RATE_STEPS)
+        if impact is not None:
+            up = now > before
+            hours = int(RESPONSE_WITHIN.total_seconds() // 3600)
+            reason = (
+                f"New leads answered within {hours} h: {now:.1%} against {before:.1%} the "
+                f"window before ({o.new_now} against {o.new_before} leads)"
+            )
+            action = (
+                "Keep the current lead routing: first responses got faster"
+                if up
+                else f"Route new leads to agents with capacity; aim for a first call or email "
+                f"within {hours} h"
+            )
+            out.append(
+                Insight(
+                    id="operational:firstResponse",
+                    category=InsightCategory.OPERATIONAL,
+                    type=InsightType.TREND if up else InsightType.RISK,
+                    title=f"First responses within {hours} h "
+                    f"{'up' if up else 'down'} {abs(now - before) * 100:.1f} points",
+                    description=reason,
+                    impact=impact,
+                    confidence=market.confidence(min(o.new_now, o.new_before)),
+                    numbers=InsightNumbers(
+                        lead_count=o.new_now, current=now, previous=before, change=now - before
+                    ),
+                    traits=(),
+                    recommendations=(Recommendation(action, impact, reason),),
+                )
+            )
+    return out
+
+
 # ---- the report ----------------------------------------------------------------------------------
 
 
@@ -454,9 +680,10 @@ def build_report(
     timeframe: str,
     categories: set[InsightCategory],
     limit: int,
+    found: list[Insight],
 ) -> InsightReport:
-    """The pure half of `ml_insights`."""
-    found: list[Insight] = []
+    """The pure half of `ml_insights` (`found`: the insights already made, to rank with)."""
+    found = list(found)
     if InsightCategory.HIGH_VALUE_CLUSTERS in categories:
         found += clusters(segments)
     if InsightCategory.SEGMENT_TRENDS in categories:
@@ -491,11 +718,16 @@ async def ml_insights(
     w = market.windows(length, now)
     categories = set(InsightCategory) if category is None else {category}
     segments = await segment_rows(session, scope)
+    found: list[Insight] = []
+    if InsightCategory.MODEL_PERFORMANCE in categories and scope.is_admin:
+        found += model_insights(*await model_rows(session, scope, w))
+    if InsightCategory.OPERATIONAL in categories:
+        found += operational(await operation_rows(session, scope, w))
     if categories & {InsightCategory.SEGMENT_TRENDS, InsightCategory.MARKET_TRENDS}:
         created, closed = await market.window_rows(session, scope, w)
     else:
         created = pl.DataFrame(schema=market.CREATED_SCHEMA)
         closed = pl.DataFrame(schema=market.CLOSED_SCHEMA)
     return await asyncio.to_thread(
-        build_report, segments, created, closed, w, timeframe, categories, limit
+        build_report, segments, created, closed, w, timeframe, categories, limit, found
     )

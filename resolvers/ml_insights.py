@@ -23,7 +23,11 @@ strawberry.enum(
     name="MlInsightCategory",
     description="HIGH_VALUE_CLUSTERS: groups of similar open leads scoring well above the "
     "workspace; SEGMENT_TRENDS: win rate and new leads per source, property type and location, "
-    "window against window; MARKET_TRENDS: budget, deal value and demand moves",
+    "window against window; MARKET_TRENDS: budget, deal value and demand moves; "
+    "MODEL_PERFORMANCE (ADMIN; none for other roles): the serving versions' alerts over the "
+    "window and candidates whose test AUC beats the champion's; OPERATIONAL: open high-value "
+    "leads idle for 7 days, and the share of new leads given a first response within 24 h, "
+    "window against window",
 )
 strawberry.enum(InsightType, name="MlInsightType")
 strawberry.enum(Impact, description="Graded by documented thresholds on each insight's numbers")
@@ -34,7 +38,9 @@ strawberry.enum(Impact, description="Graded by documented thresholds on each ins
 
 @strawberry.type
 class InsightTrait:
-    dimension: str = strawberry.field(description="location, propertyType, timeline or source")
+    dimension: str = strawberry.field(
+        description="location, propertyType, timeline, source, or model (its id)"
+    )
     value: str
 
 
@@ -52,7 +58,9 @@ class InsightRecommendation:
 
 @strawberry.type(description="The numbers an insight stands on; null where they do not apply")
 class InsightData:
-    lead_count: int = strawberry.field(description="Leads (or closes) behind the insight")
+    lead_count: int = strawberry.field(
+        description="Leads (or closes; for a latency alert, predict calls) behind the insight"
+    )
     closed_count: int | None = strawberry.field(description="Closed (WON or LOST) leads in it")
     conversion_rate: float | None = strawberry.field(description="WON / closed, 0..1")
     average_score: float | None = strawberry.field(description="Mean current score, 1..99")

@@ -155,7 +155,8 @@ class Workspace:
 
     @strawberry.field(
         description="Insights over the viewer's leads: high-value clusters, segment and market "
-        "trends, each with impact, confidence, numbers and recommendations; `limit` 1..50; "
+        "trends, model performance (ADMIN) and operations, each with impact, confidence, "
+        "numbers and recommendations; `limit` 1..50; "
         "`period` (D7, D30, D90, Y1) is the trend window, compared with the one before it"
     )
     async def ml_insights(

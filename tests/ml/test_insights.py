@@ -16,6 +16,7 @@ from ml.insights import Impact, InsightCategory
 from models.db import Database
 from models.errors import BadUserInput
 from models.leads import store_scores
+from models.ml_models import MlModel
 from models.scope import Scope
 from models.workspaces import Role
 from tests.conftest import fetch, seeded_database
@@ -391,3 +392,140 @@ def test_bad_timeframe_is_refused(url: str, admin: Scope, timeframe: str) -> Non
     with pytest.raises(BadUserInput) as refused:
         run(url, lambda s: market.market_insights(s, admin, timeframe=timeframe, now=NOW))
     assert "timeframe" in refused.value.details["fields"]
+
+
+# ---- operational and model performance -------------------------------------------------------
+
+
+def expected_operations(url: str, days: int) -> dict[str, Any]:
+    """The OPERATIONAL rules recomputed from Acme's lead and engagement rows."""
+    rows = fetch(
+        url,
+        "SELECT l.stage, l.score, l.created_at, "
+        "coalesce(l.last_activity_at, l.created_at) AS seen, e.first_response_at AS answered "
+        "FROM lead l LEFT JOIN lead_engagement e "
+        "ON e.workspace_id = l.workspace_id AND e.lead_id = l.id WHERE l.workspace_id = $1",
+        ACME,
+    )
+    hot = [r for r in rows if r["stage"] not in ("WON", "LOST") and (r["score"] or 0) >= 80]
+    idle = [r for r in hot if r["seen"] < NOW - timedelta(days=insights.IDLE_DAYS)]
+    length = timedelta(days=days)
+    within = insights.RESPONSE_WITHIN
+
+    def answered_share(start: datetime, end: datetime) -> tuple[int, float | None]:
+        new = [r for r in rows if start <= r["created_at"] < end]
+        fast = [r for r in new if r["answered"] and r["answered"] < r["created_at"] + within]
+        return len(new), (len(fast) / len(new) if new else None)
+
+    return {
+        "hot": len(hot),
+        "idle": len(idle),
+        "idle_avg": sum(r["score"] for r in idle) / len(idle) if idle else None,
+        "now": answered_share(NOW - length, NOW - within),
+        "before": answered_share(NOW - 2 * length, NOW - length),
+    }
+
+
+@pytest.mark.parametrize("days", [30, 90])  # D30 has a first-response move, D90 none
+def test_operational_insights_match_a_recomputation(url: str, admin: Scope, days: int) -> None:
+    report = run(
+        url,
+        lambda s: insights.ml_insights(
+            s,
+            admin,
+            category=InsightCategory.OPERATIONAL,
+            limit=50,
+            timeframe=f"D{days}",
+            now=NOW,
+        ),
+    )
+    want = expected_operations(url, days)
+    found = {i.id: i for i in report.insights}
+    assert all(i.category is InsightCategory.OPERATIONAL for i in report.insights)
+    assert want["hot"] >= 15  # the fixture's Testville condos score 80
+    share = want["idle"] / want["hot"]
+    idle = found.get("operational:idleHighValue")
+    assert (idle is not None) is (share >= insights.IDLE_STEPS[0])
+    if idle is not None:
+        assert idle.numbers.lead_count == want["idle"]
+        assert idle.numbers.current == pytest.approx(share)
+        assert idle.numbers.average_score == pytest.approx(want["idle_avg"])
+        assert idle.impact is insights.grade(share, insights.IDLE_STEPS)
+        assert idle.confidence == pytest.approx(1 - 1 / math.sqrt(want["hot"]))
+    (n_now, now), (n_before, before) = want["now"], want["before"]
+    response = found.get("operational:firstResponse")
+    told = (
+        min(n_now, n_before) >= insights.MIN_TREND_SAMPLE
+        and now is not None
+        and before is not None
+        and abs(now - before) >= insights.RATE_STEPS[0]
+    )
+    assert (response is not None) is told
+    if response is not None:
+        assert response.numbers.lead_count == n_now
+        assert response.numbers.current == pytest.approx(now)
+        assert response.numbers.previous == pytest.approx(before)
+        assert response.type.value == ("TREND" if now > before else "RISK")
+    assert report.by_category[InsightCategory.OPERATIONAL] == len(found) == report.total
+
+
+def test_idle_high_value_leads_show_once_they_go_quiet(url: str, admin: Scope) -> None:
+    """Given every Testville condo (score 80) last active 30 days ago, at least 15 high-value
+    leads are idle: the insight counts them and grades their share."""
+    fetch(
+        url,
+        "UPDATE lead SET last_activity_at = $2 WHERE workspace_id = $1 AND location = 'Testville' "
+        "AND property_type = 'CONDO'",
+        ACME,
+        NOW - timedelta(days=30),
+    )
+    report = run(
+        url,
+        lambda s: insights.ml_insights(
+            s, admin, category=InsightCategory.OPERATIONAL, limit=50, now=NOW
+        ),
+    )
+    want = expected_operations(url, 30)
+    idle = {i.id: i for i in report.insights}["operational:idleHighValue"]
+    assert want["idle"] >= 15 and idle.numbers.lead_count == want["idle"]
+    assert idle.type.value == "RISK" and str(want["idle"]) in idle.recommendations[0].action
+
+
+def test_model_performance_is_for_admins_only(url: str, admin: Scope) -> None:
+    """The ML dashboard's alerts are an admin's (as `mlAnalytics`): another role's report has
+    none, and with no models there are none for the admin either."""
+    user = Scope(ACME, admin.user_id, Role.USER)
+    for scope in (admin, user):
+        report = run(
+            url,
+            lambda s, scope=scope: insights.ml_insights(
+                s, scope, category=InsightCategory.MODEL_PERFORMANCE, now=NOW
+            ),
+        )
+        assert report.insights == [] and report.total == 0
+
+
+def _model(id: int, auc: float | None, test: int = 400) -> MlModel:
+    return MlModel(
+        workspace_id=ACME,
+        id=id,
+        name="Lead scoring",
+        version=id,
+        metrics={"test": {"auc": auc}},
+        training_sizes={"test": test},
+    )
+
+
+def test_a_candidate_beating_the_champion_is_an_opportunity() -> None:
+    champion = _model(1, 0.80)
+    found = insights.model_insights(
+        [], champion, [_model(2, 0.83), _model(3, 0.803), _model(4, 0.79), _model(5, None)]
+    )
+    assert [i.id for i in found] == ["model:2:BEATS_CHAMPION"]
+    (better,) = found
+    assert better.impact is Impact.HIGH and better.type.value == "OPPORTUNITY"
+    assert better.numbers.current == 0.83 and better.numbers.baseline == 0.80
+    assert better.numbers.change == pytest.approx(0.03) and better.numbers.lead_count == 400
+    assert better.confidence == pytest.approx(1 - 1 / 20)
+    assert "deployModel" in better.recommendations[0].action
+    assert insights.model_insights([], None, [_model(2, 0.9)]) == []

@@ -448,6 +448,47 @@ def test_ml_analytics_latency_errors_accuracy_and_alerts_come_from_the_rows(
     assert code_of(admin, SERVING, period="D7", models=[champion, "987654"]) == "MODEL_NOT_FOUND"
 
 
+def test_model_performance_insights_are_the_serving_versions_alerts(
+    trained: dict[str, Any], admin: Persona, user: Persona, insights_database: str
+) -> None:
+    champion = trained["modelId"]
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    # given the champion's fast predictions of last week and slow ones since
+    for ago, bucket, calls, ms in (
+        (timedelta(days=10), 2, 300, 1.5),
+        (timedelta(days=3), 10, 90, 650.0),
+    ):
+        record_predictions(
+            insights_database,
+            ACME,
+            int(champion),
+            now - ago,
+            bucket=bucket,
+            calls=calls,
+            latency_ms=ms,
+            errors=0,
+        )
+    alerts = admin.execute(SERVING, period="D7")["mlAnalytics"]["alerts"]
+    found = admin.execute(INSIGHTS, category="MODEL_PERFORMANCE", limit=50, period="D7")
+    risks = [i for i in found["workspace"]["mlInsights"]["insights"] if i["type"] == "RISK"]
+    # then each alert of the ML dashboard is a RISK insight, with its value and what to do
+    assert alerts and len(risks) == len(alerts)
+    by_id = {i["id"]: i for i in risks}
+    for alert in alerts:
+        insight = by_id[f"model:{alert['model']['id']}:{alert['type']}"]
+        assert insight["category"] == "MODEL_PERFORMANCE"
+        assert insight["impact"] == ("HIGH" if alert["severity"] == "CRITICAL" else "MEDIUM")
+        assert insight["description"] == alert["message"]
+        assert insight["data"]["current"] == pytest.approx(alert["value"])
+        assert insight["data"]["baseline"] == pytest.approx(alert["threshold"])
+        assert insight["recommendations"][0]["action"] == alert["recommendation"]
+        assert {"dimension": "model", "value": alert["model"]["id"]} in insight["traits"]
+    assert f"model:{champion}:LATENCY_INCREASE" in by_id
+    # a USER's insights are about their leads: no model alerts
+    theirs = user.execute(INSIGHTS, category="MODEL_PERFORMANCE", limit=50, period="D7")
+    assert theirs["workspace"]["mlInsights"]["insights"] == []
+
+
 def test_ml_analytics_is_for_admins(user: Persona, agent: Persona, globex: Persona) -> None:
     assert code_of(user, ANALYTICS, period="H24") == "FORBIDDEN"
     assert code_of(agent, ANALYTICS, period="H24") == "FORBIDDEN"
