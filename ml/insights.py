@@ -487,7 +487,7 @@ def model_insights(
         if gained is None or auc is None:
             continue
         gain = auc - best
-        test_samples = int(model.training_sizes.get("test") or 0)
+        test_samples = int(model.training_sizes.get("test", {}).get("rows", 0))
         reason = (
             f"Test AUC {auc:.3f} against the champion {_version(champion)}'s {best:.3f} "
             f"(+{gain:.3f}, {test_samples} test leads)"

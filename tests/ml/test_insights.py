@@ -512,7 +512,7 @@ def _model(id: int, auc: float | None, test: int = 400) -> MlModel:
         name="Lead scoring",
         version=id,
         metrics={"test": {"auc": auc}},
-        training_sizes={"test": test},
+        training_sizes={"test": {"rows": test, "conversions": test // 4}},
     )
 
 
