@@ -16,7 +16,7 @@ from sqlmodel import col, select
 from app.jobs import JobCancelled, JobRun
 from app.pubsub import ChangeEvent
 from ml import drift, monitoring, registry, score_cache, scoring
-from ml.features import feature_frame
+from ml.features import ALL_LEADS, DataSource, feature_frame
 from ml.train import PROGRESS_METRIC, Progress, TrainingProgress, TrainParams, train
 from models import leads
 from models.db import Database, utcnow
@@ -58,6 +58,7 @@ async def train_and_register(
     job_id: int | None = None,
     description: str | None = None,
     model_type: str = ModelType.SCORING,
+    source: DataSource = ALL_LEADS,
 ) -> dict[str, Any] | None:
     """Train on the workspace's labelled leads, register a CANDIDATE, promote it if the ML
     config allows auto-promotion and it beats the champion (or there is none). None when
@@ -68,7 +69,7 @@ async def train_and_register(
     auto_promote = config.auto_promote
     params = replace(params, max_seconds=config.max_training_time_ms / 1000)
     await stage(0.0, "features")
-    frame = await feature_frame(db, workspace_id, labelled_only=True)
+    frame = await feature_frame(db, workspace_id, labelled_only=True, source=source)
     await stage(TRAINING_SHARE[0], "training")
     stop = threading.Event()
 
@@ -99,6 +100,9 @@ async def train_and_register(
         )
         if not model.reference:
             model.reference = reference
+            session.add(model)
+        if source.payload() is not None:  # the leads it learned from, with its split sizes
+            model.training_sizes = {**model.training_sizes, "dataSource": source.payload()}
             session.add(model)
         incumbent = await registry.champion(session, workspace_id)
         promoted = model.status == "ACTIVE"
@@ -195,6 +199,7 @@ async def retrain(run: JobRun) -> dict[str, Any]:
         job_id=job.id,
         description=payload.get("description"),
         model_type=payload.get("type") or ModelType.SCORING,
+        source=DataSource.from_payload(payload.get("dataSource")),
     )
     if result is None:
         raise JobCancelled()

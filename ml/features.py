@@ -7,8 +7,9 @@ stage changes, meetings and showings, and whole-lifetime counts would leak the o
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from models.db import Database, copy_frame
+from models.errors import Validator
 
 # engagement is counted in this window after creation, whatever the lead's age
 WINDOW = timedelta(days=14)
@@ -178,6 +180,73 @@ async def _now(db: Database) -> datetime:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class DataSource:
+    """Which leads a training learns from (seed 003 `dataSource`): those created in
+    [created_from, created_before), either end open when None."""
+
+    created_from: datetime | None = None
+    created_before: datetime | None = None
+
+    @classmethod
+    def of(cls, created_from: datetime | None, created_before: datetime | None) -> DataSource:
+        """A time without a zone is UTC (`validate` before use)."""
+
+        def aware(at: datetime | None) -> datetime | None:
+            return at if at is None or at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+        return cls(aware(created_from), aware(created_before))
+
+    def validate(self) -> None:
+        v = Validator()
+        v.check(
+            self.created_from is None
+            or self.created_before is None
+            or self.created_from < self.created_before,
+            "dataSource.createdBefore",
+            "must be after createdFrom",
+        )
+        v.raise_if_any("Invalid data source")
+
+    @property
+    def sql(self) -> str:
+        """The condition on `lead l` (its parameters: `params()`)."""
+        return "".join(
+            (
+                "" if self.created_from is None else " AND l.created_at >= :created_from",
+                "" if self.created_before is None else " AND l.created_at < :created_before",
+            )
+        )
+
+    def params(self) -> dict[str, datetime]:
+        found = {"created_from": self.created_from, "created_before": self.created_before}
+        return {k: v for k, v in found.items() if v is not None}
+
+    def payload(self) -> dict[str, str] | None:
+        """JSON for a job payload and the version's record; None for every lead."""
+        found = {
+            "createdFrom": None if self.created_from is None else self.created_from.isoformat(),
+            "createdBefore": None
+            if self.created_before is None
+            else self.created_before.isoformat(),
+        }
+        kept = {k: v for k, v in found.items() if v is not None}
+        return kept or None
+
+    @classmethod
+    def from_payload(cls, data: Mapping[str, str] | None) -> DataSource:
+        data = data or {}
+
+        def at(key: str) -> datetime | None:
+            value = data.get(key)
+            return None if value is None else datetime.fromisoformat(value)
+
+        return cls(at("createdFrom"), at("createdBefore"))
+
+
+ALL_LEADS = DataSource()
+
+
 async def feature_frame(
     db: Database,
     workspace_id: int,
@@ -185,20 +254,23 @@ async def feature_frame(
     lead_ids: Sequence[int] | None = None,
     labelled_only: bool = False,
     as_of: datetime | None = None,
+    source: DataSource = ALL_LEADS,
 ) -> pl.DataFrame:
     """Features of a workspace's leads (all, or `lead_ids`), as known at `as_of` (default now).
 
     Columns: lead_id, created_at, label (1/0 once the outcome is known, else null), FEATURES;
-    rows in creation order. `labelled_only` keeps the leads a model can learn from.
-    Up to FEW ids cost one query; more cost three (leads, engagement, the agents' closes).
+    rows in creation order. `labelled_only` keeps the leads a model can learn from, of
+    `source` (a bulk read only). Up to FEW ids cost one query; more cost three (leads,
+    engagement, the agents' closes).
     """
     as_of = as_of or await _now(db)
     where = (
-        "AND l.created_at <= :labelled_before AND l.stage IN ('WON', 'LOST')"
+        "AND l.created_at <= :labelled_before AND l.stage IN ('WON', 'LOST')" + source.sql
         if labelled_only
         else ""
     )
     params: dict[str, Any] = {
+        **(source.params() if labelled_only else {}),
         "ws": workspace_id,
         "as_of": as_of,
         "window": WINDOW,
@@ -207,6 +279,7 @@ async def feature_frame(
         "windows_closed_before": as_of - WINDOW,
     }
     if lead_ids is not None:
+        assert source == ALL_LEADS, "a data source picks leads of a bulk read"
         params["ids"] = list(lead_ids)
         if len(params["ids"]) <= FEW:
             labelled_before = params["labelled_before"] if labelled_only else None

@@ -21,6 +21,7 @@ from sqlalchemy.orm import defer
 from sqlmodel import col, select
 
 from ml import scoring
+from ml.features import ALL_LEADS, DataSource
 from ml.train import TrainParams, TrainResult, check_training_data
 from models import jobs
 from models.audit import AuditLog
@@ -406,11 +407,14 @@ async def request_retrain(
     reason: str | None = None,
     overrides: Mapping[str, Any] | None = None,
     priority: jobs.JobPriority = jobs.JobPriority.NORMAL,
+    source: DataSource = ALL_LEADS,
 ) -> jobs.Job:
     """Validate, then queue an `ml.retrain` job: a new version of `model_id` (default: the
     champion's name), starting from its parameters with `overrides` on top; the validation
-    split defaults to the ML config's."""
+    split defaults to the ML config's. It learns from `source`'s labelled leads (not
+    inherited: a retrain without one learns from all of them)."""
     require_admin(scope)
+    source.validate()
     if reason is not None and len(reason) > MAX_REASON:
         raise BadUserInput("Invalid input", fields={"reason": f"at most {MAX_REASON} chars"})
     base: MlModel | None
@@ -423,7 +427,7 @@ async def request_retrain(
     params = retrain_params(
         {**inherited, "validationSplit": config.validation_split}, overrides or {}
     )
-    await check_training_data(session, scope.workspace_id)
+    await check_training_data(session, scope.workspace_id, source)
     payload = {
         "name": base.name if base else MODEL_NAME,
         "type": base.type if base else ModelType.SCORING,
@@ -432,6 +436,7 @@ async def request_retrain(
         "reason": reason,
         "priority": str(priority),
         "params": params_payload(params),
+        "dataSource": source.payload(),
     }
     return await jobs.enqueue(
         session, scope, RETRAIN_KIND, payload, max_attempts=2, priority=priority
@@ -447,6 +452,7 @@ async def request_create(
     model_type: ModelType,
     algorithm: str,
     hyperparameters: Mapping[str, Any],
+    source: DataSource = ALL_LEADS,
 ) -> jobs.Job:
     """Validate, then queue the training of version 1 of a new model `name` (an `ml.retrain`
     job). Only CatBoost is supported; the name must be new in the workspace (also among
@@ -458,6 +464,7 @@ async def request_create(
     v.check(description is None or len(description) <= 500, "description", "at most 500 chars")
     v.check(algorithm.strip().lower() == "catboost", "algorithm", "only `catboost` is supported")
     v.raise_if_any("Invalid model")
+    source.validate()
     config = await load_config(session, scope.workspace_id)
     params = retrain_params({"validationSplit": config.validation_split}, hyperparameters)
     await session.execute(
@@ -485,7 +492,7 @@ async def request_create(
     ).scalar_one()
     if taken or queued:
         raise BadUserInput("A model of that name exists", fields={"name": "already used"})
-    await check_training_data(session, scope.workspace_id)
+    await check_training_data(session, scope.workspace_id, source)
     payload = {
         "name": name,
         "type": str(model_type),
@@ -494,6 +501,7 @@ async def request_create(
         "reason": "created",
         "create": True,
         "params": params_payload(params),
+        "dataSource": source.payload(),
     }
     job = await jobs.enqueue(session, scope, RETRAIN_KIND, payload, max_attempts=2)
     session.add(

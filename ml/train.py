@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from catboost import CatBoostClassifier, Pool  # type: ignore[import-untyped]
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ml.features import CATEGORICAL, FEATURES, LABEL_AGE
+from ml.features import ALL_LEADS, CATEGORICAL, FEATURES, LABEL_AGE, DataSource
 
 # `auc` is re-exported: other modules took it from here before ml/metrics.py existed
 from ml.metrics import auc as auc
@@ -245,20 +245,24 @@ def require_enough(samples: int, conversions: int) -> None:
 
 
 # the leads `feature_frame(labelled_only=True)` trains on: closed, and old enough (LABEL_AGE)
-_LABELLED = sa.text(
-    """
-SELECT count(*), count(*) FILTER (WHERE stage = 'WON') FROM lead
+_LABELLED = """
+SELECT count(*), count(*) FILTER (WHERE stage = 'WON') FROM lead l
 WHERE workspace_id = :ws AND stage IN ('WON', 'LOST')
-  AND created_at <= now() - CAST(:age AS interval)
+  AND created_at <= now() - CAST(:age AS interval) {source}
 """
-)
 
 
-async def check_training_data(session: AsyncSession, workspace_id: int) -> None:
-    """`require_enough` on the workspace's labelled leads now: a training request is refused
-    at once instead of as a failed job (the job checks again on the data it reads)."""
+async def check_training_data(
+    session: AsyncSession, workspace_id: int, source: DataSource = ALL_LEADS
+) -> None:
+    """`require_enough` on the workspace's labelled leads now (of `source`): a training
+    request is refused at once instead of as a failed job (the job checks again on the data
+    it reads)."""
     samples, conversions = (
-        await session.execute(_LABELLED, {"ws": workspace_id, "age": LABEL_AGE})
+        await session.execute(
+            sa.text(_LABELLED.format(source=source.sql)),
+            {"ws": workspace_id, "age": LABEL_AGE, **source.params()},
+        )
     ).one()
     require_enough(int(samples), int(conversions))
 

@@ -9,6 +9,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from ml import registry
+from ml.features import ALL_LEADS, DataSource
 from models.db import utcnow
 from models.errors import BadUserInput
 from models.jobs import JobPriority
@@ -66,6 +67,24 @@ class SplitMetrics:
     test: ModelMetrics | None
 
 
+@strawberry.type(description="The leads a version learned from, by creation time")
+class TrainingDataSource:
+    created_from: datetime | None = strawberry.field(description="Inclusive; null: the first")
+    created_before: datetime | None = strawberry.field(description="Exclusive; null: now")
+
+
+@strawberry.input(
+    description="Learn from the labelled leads created in [createdFrom, createdBefore) (seed 003 "
+    "dataSource); either end may be left open; a time without a zone is UTC"
+)
+class DataSourceInput:
+    created_from: datetime | None = None
+    created_before: datetime | None = None
+
+    def source(self) -> DataSource:
+        return DataSource.of(self.created_from, self.created_before)
+
+
 @strawberry.type(description="The labelled leads a version learned from (seed 003 trainingData)")
 class TrainingData:
     total_samples: int
@@ -74,6 +93,9 @@ class TrainingData:
     test_samples: int
     feature_count: int
     conversions: int = strawberry.field(description="Converted (WON) leads over all splits")
+    data_source: TrainingDataSource | None = strawberry.field(
+        description="The creation window it was given; null: every labelled lead"
+    )
 
     @classmethod
     def from_row(cls, row: MlModelRow) -> Self | None:
@@ -84,13 +106,23 @@ class TrainingData:
         def rows(split: str) -> int:
             return int(sizes.get(split, {}).get("rows", 0))
 
+        given = sizes.get("dataSource")
+        source = None if given is None else DataSource.from_payload(given)
         return cls(
             total_samples=sum(rows(s) for s in ("train", "validation", "test")),
             train_samples=rows("train"),
             validation_samples=rows("validation"),
             test_samples=rows("test"),
             feature_count=len(row.feature_importance),
-            conversions=sum(int(part.get("conversions", 0)) for part in sizes.values()),
+            conversions=sum(
+                int(sizes.get(split, {}).get("conversions", 0))
+                for split in ("train", "validation", "test")
+            ),
+            data_source=None
+            if source is None
+            else TrainingDataSource(
+                created_from=source.created_from, created_before=source.created_before
+            ),
         )
 
 
@@ -225,6 +257,10 @@ class RetrainInput:
         description="Compare depth -2/0/+2 x learning rate x0.5/1/2 on the validation split "
         "first and keep the best (its parameters are in the version's hyperparameters.tuning)",
     )
+    data_source: DataSourceInput | None = strawberry.field(
+        default=None,
+        description="Which labelled leads to learn from (default: all; not inherited)",
+    )
 
 
 @strawberry.type
@@ -285,6 +321,7 @@ class MlMutations:
                 reason=given.reason,
                 overrides=overrides,
                 priority=given.priority,
+                source=ALL_LEADS if given.data_source is None else given.data_source.source(),
             )
         info.context.wake_workers()
         await info.context.publish(scope.workspace_id, "job", [row.id])

@@ -11,6 +11,7 @@ import strawberry
 from strawberry.types.unset import UNSET
 
 from ml import comparison, config, deployment, registry
+from ml.features import ALL_LEADS
 from models.db import utcnow
 from models.ml_models import ModelType
 from models.periods import PERIODS
@@ -18,7 +19,7 @@ from resolvers.context import Info
 from resolvers.enums import Period
 from resolvers.ids import parse_id
 from resolvers.jobs import Job
-from resolvers.ml_models import MlModel
+from resolvers.ml_models import DataSourceInput, MlModel
 
 
 @strawberry.input(description="CatBoost parameters (validated like a retrain's)")
@@ -45,6 +46,9 @@ class CreateModelInput:
         default=None, description="0.05..0.4 (default: the ML config's)"
     )
     hyperparameter_tuning: bool = False
+    data_source: DataSourceInput | None = strawberry.field(
+        default=None, description="Which labelled leads to learn from (default: all)"
+    )
 
 
 @strawberry.input(description="Serve the version to a share of leads next to the champion")
@@ -375,6 +379,7 @@ class MlRegistryMutations:
                 model_type=input.type,
                 algorithm=input.algorithm,
                 hyperparameters={k: v for k, v in hyperparameters.items() if v is not None},
+                source=ALL_LEADS if input.data_source is None else input.data_source.source(),
             )
         info.context.wake_workers()
         await info.context.publish(scope.workspace_id, "job", [row.id])

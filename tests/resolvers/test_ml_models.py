@@ -48,6 +48,7 @@ mutation SetStatus($id: ID!, $status: ModelStatus!, $reason: String) {
 }
 """
 DELETE = "mutation Delete($id: ID!) { deleteModel(id: $id) }"
+CREATE = "mutation Create($input: CreateModelInput!) { createModel(input: $input) { id } }"
 
 FAST = {"iterations": 100, "depth": 4, "learningRate": 0.1}
 
@@ -291,3 +292,67 @@ def test_a_workspace_with_too_few_outcomes_is_refused_at_once(
         assert (details["minSamples"], details["actualSamples"]) == (1000, 0)
         assert (details["minConversions"], details["actualConversions"]) == (120, 0)
     assert analytics_sql("SELECT count(*) FROM job")[0][0] == jobs_before
+
+
+TRAINING_DATA = """
+query Model($id: ID!) {
+  model(id: $id) {
+    trainingSamples
+    trainingData { totalSamples conversions dataSource { createdFrom createdBefore } }
+  }
+}
+"""
+
+
+def test_a_data_source_picks_the_leads_a_version_learns_from(
+    first_run: list[dict[str, Any]], admin: Persona, ml_database: str
+) -> None:
+    labelled = fetch(
+        ml_database,
+        "SELECT created_at, stage FROM lead WHERE workspace_id = 1 AND stage IN ('WON', 'LOST') "
+        "AND created_at <= now() - interval '180 days' ORDER BY created_at",
+    )
+    # given a window that leaves out the oldest fifth of the labelled leads
+    start = labelled[len(labelled) // 5]["created_at"]
+    inside = [r for r in labelled if r["created_at"] >= start]
+    source = {"createdFrom": start.isoformat()}
+    job = admin.execute(RETRAIN, input={**FAST, "iterations": 40, "dataSource": source})
+    done = wait_for_job(admin, job["retrainModel"]["id"])
+    assert done["status"] == "SUCCEEDED", done
+    # then the version learned from those leads only, and says which
+    model = admin.execute(TRAINING_DATA, id=done["result"]["modelId"])["model"]
+    data = model["trainingData"]
+    assert model["trainingSamples"] == data["totalSamples"] == len(inside) < len(labelled)
+    assert data["conversions"] == sum(r["stage"] == "WON" for r in inside)
+    assert datetime.fromisoformat(data["dataSource"]["createdFrom"]) == start
+    assert data["dataSource"]["createdBefore"] is None
+
+
+def test_a_data_source_too_small_or_backwards_is_refused_at_once(
+    first_run: list[dict[str, Any]], admin: Persona, ml_database: str
+) -> None:
+    labelled = fetch(
+        ml_database,
+        "SELECT created_at FROM lead WHERE workspace_id = 1 AND stage IN ('WON', 'LOST') "
+        "AND created_at <= now() - interval '180 days' ORDER BY created_at",
+    )
+    jobs_before = count(ml_database, "job")
+    # a window of the 100 oldest labelled leads: too few to learn from
+    early = {"createdBefore": labelled[100]["created_at"].isoformat()}
+    error = admin.error(RETRAIN, input={**FAST, "dataSource": early})
+    assert error["extensions"]["code"] == "MODEL_TRAINING_FAILED"
+    assert error["extensions"]["details"]["actualSamples"] == 100
+    # a window that ends before it starts names the field
+    backwards = {
+        "createdFrom": labelled[200]["created_at"].isoformat(),
+        "createdBefore": labelled[100]["created_at"].isoformat(),
+    }
+    create = {"name": "Windowed", "dataSource": backwards}
+    for document, variables in (
+        (RETRAIN, {"input": {"dataSource": backwards}}),
+        (CREATE, {"input": create}),
+    ):
+        error = admin.error(document, **variables)
+        assert error["extensions"]["code"] == "BAD_USER_INPUT"
+        assert set(error["extensions"]["details"]["fields"]) == {"dataSource.createdBefore"}
+    assert count(ml_database, "job") == jobs_before
