@@ -16,6 +16,7 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from catboost import CatBoostClassifier  # type: ignore[import-untyped]
+from catboost import __version__ as catboost_version
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 from sqlmodel import col, select
@@ -42,6 +43,7 @@ from models.scope import Scope
 from models.workspaces import Role
 
 MODEL_NAME = "lead-conversion"
+FRAMEWORK = f"catboost {catboost_version}"  # every version: CatBoost only (createModel)
 RETRAIN_KIND = "ml.retrain"
 SCORE_KIND = "ml.score"
 # ids one scoreLeads request may name (null scores all the viewer may see)

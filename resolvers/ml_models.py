@@ -135,6 +135,14 @@ class MlModel:
     type: ModelType
     description: str | None
     algorithm: str
+
+    @strawberry.field(
+        description="The library serving it (seed 003 framework): catboost and the version this "
+        "server runs"
+    )
+    def framework(self) -> str:
+        return registry.FRAMEWORK
+
     alias: str | None = strawberry.field(
         description="`champion` (serves every lead not in an A/B test) or `challenger` (ACTIVE, "
         "serves `trafficPercent` % of leads while its A/B test runs)"

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import catboost  # type: ignore[import-untyped]
 import pytest
 from gql.graphql_request import GraphQLRequest
 
@@ -35,7 +36,7 @@ CANCEL = "mutation Cancel($id: ID!) { cancelJob(id: $id) { status } }"
 MODELS = """
 query Models($status: ModelStatus) {
   models(status: $status) {
-    id name version status algorithm alias trainingSamples createdAt trainedAt
+    id name version status algorithm framework alias trainingSamples createdAt trainedAt
     metrics { accuracy precision recall f1Score auc }
     featureImportance { feature importance }
   }
@@ -145,6 +146,7 @@ def test_the_first_version_is_the_active_champion(
     model = models_by_id(admin)[result["modelId"]]
     assert (model["status"], model["alias"]) == ("ACTIVE", "champion")
     assert model["algorithm"] == "catboost"
+    assert model["framework"] == f"catboost {catboost.__version__}"
     assert 0.65 <= model["metrics"]["auc"] <= 0.95, model["metrics"]
     assert model["metrics"] == pytest.approx(result["metrics"])
     importance = [f["importance"] for f in model["featureImportance"]]
