@@ -47,13 +47,14 @@ from app.cache import AnalyticsCache
 from app.handlers import HANDLERS
 from app.jobs import Handler, Worker
 from app.live import DIRECT, LiveHub, SharedSnapshot
-from app.pubsub import PubSub
+from app.pubsub import ChangeEvent, PubSub
 from app.ratelimit import RateLimits
 from app.settings import Settings
 from app.simulate import run_simulator
-from ml import serving
+from ml import auto_retrain, serving
 from models.db import Database
 from models.errors import DomainError
+from models.jobs import Job
 from resolvers.context import Context, Services
 from resolvers.schema import build_schema
 
@@ -383,6 +384,19 @@ def create_app(
             )
         # online scores and prediction counters reach Postgres from here, not from reads
         flusher = asyncio.create_task(serving.flush_periodically(db), name="ml-flusher")
+        checker = None
+        if settings.auto_retrain_seconds > 0:
+
+            async def queued(jobs: list[Job]) -> None:
+                if worker is not None:
+                    worker.wake()
+                for job in jobs:
+                    await pubsub.publish(ChangeEvent(job.workspace_id, "job", [str(job.id)]))
+
+            checker = asyncio.create_task(
+                auto_retrain.run_periodically(db, settings.auto_retrain_seconds, queued),
+                name="auto-retrain",
+            )
         cache = AnalyticsCache(pubsub, max_age=settings.analytics_cache_seconds)
         services = Services(
             settings=settings,
@@ -408,10 +422,12 @@ def create_app(
             if worker is not None and jobs_db is not None:
                 await worker.stop()
                 await jobs_db.dispose()
+            for task in (flusher, checker):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await pubsub.disconnect()
-            flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await flusher
             try:
                 await serving.flush(db)
             except Exception:

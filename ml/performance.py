@@ -139,11 +139,9 @@ async def model_performance(
         )
         for d in (await session.execute(_DAILY, params)).mappings().all()
     ]
-    outcomes = (await session.execute(_OUTCOMES, {**params, "since": accuracy_since})).all()
-    won = np.array([bool(o.won) for o in outcomes], dtype=bool)
-    probability = np.array([float(o.probability) for o in outcomes], dtype=np.float64)
-    accuracy = float(np.mean((probability >= threshold) == won)) if won.size else None
-    area = auc(won, probability) if won.size else float("nan")
+    live = await live_accuracy(
+        session, workspace_id, model_id, since=accuracy_since, until=until, threshold=threshold
+    )
     before = {**params, "since": minute_of(since - (until - since)), "until": minute_of(since)}
     previous = (await session.execute(_STATS, before)).mappings().one()
     count = int(row["count"])
@@ -160,14 +158,41 @@ async def model_performance(
         latency=latency,
         throughput_per_minute=count / minutes_in(until - since),
         accuracy_since=accuracy_since,
-        evaluated_count=int(won.size),
-        accuracy=accuracy,
-        auc=None if area != area else area,
+        evaluated_count=live.outcomes,
+        accuracy=live.accuracy,
+        auc=live.auc,
         threshold=threshold,
         daily=daily,
         previous_latency=previous_latency,
-        alerts=alerts(accuracy, test_accuracy, latency, previous_latency, config),
+        alerts=alerts(live.accuracy, test_accuracy, latency, previous_latency, config),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class LiveAccuracy:
+    outcomes: int  # leads the version had scored whose outcome became known in the window
+    accuracy: float | None
+    auc: float | None
+
+
+async def live_accuracy(
+    session: AsyncSession,
+    workspace_id: int,
+    model_id: int,
+    *,
+    since: datetime,
+    until: datetime,
+    threshold: float,
+) -> LiveAccuracy:
+    """Accuracy and AUC of the version's stored scores (its newest before each outcome) on
+    leads whose outcome became known in [since, until); one statement."""
+    params = {"ws": workspace_id, "model": model_id, "since": since, "until": until}
+    outcomes = (await session.execute(_OUTCOMES, params)).all()
+    won = np.array([bool(o.won) for o in outcomes], dtype=bool)
+    probability = np.array([float(o.probability) for o in outcomes], dtype=np.float64)
+    accuracy = float(np.mean((probability >= threshold) == won)) if won.size else None
+    area = auc(won, probability) if won.size else float("nan")
+    return LiveAccuracy(int(won.size), accuracy, None if area != area else area)
 
 
 def _buckets(raw: list[int] | None) -> list[int]:

@@ -424,12 +424,38 @@ async def request_retrain(
         base = await get_model(session, scope, model_id)
     else:
         base = await champion(session, scope.workspace_id)
-    config = await load_config(session, scope.workspace_id)
-    inherited = {k: v for k, v in (base.hyperparameters if base else {}).items() if k in _INHERITED}
-    params = retrain_params(
-        {**inherited, "validationSplit": config.validation_split}, overrides or {}
+    return await retrain_job(
+        session,
+        scope.workspace_id,
+        base,
+        reason=reason,
+        overrides=overrides or {},
+        priority=priority,
+        source=source,
+        created_by=scope.user_id,
     )
-    await check_training_data(session, scope.workspace_id, source)
+
+
+async def retrain_job(
+    session: AsyncSession,
+    workspace_id: int,
+    base: MlModel | None,
+    *,
+    reason: str | None,
+    overrides: Mapping[str, Any],
+    priority: jobs.JobPriority = jobs.JobPriority.NORMAL,
+    source: DataSource = ALL_LEADS,
+    created_by: int | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> jobs.Job:
+    """Queue the `ml.retrain` job of a new version of `base` (the caller checked who asks):
+    its parameters with `overrides` on top, the ML config's validation split by default;
+    MODEL_TRAINING_FAILED at once when `source` has too few outcomes. `extra` joins the
+    payload."""
+    config = await load_config(session, workspace_id)
+    inherited = {k: v for k, v in (base.hyperparameters if base else {}).items() if k in _INHERITED}
+    params = retrain_params({**inherited, "validationSplit": config.validation_split}, overrides)
+    await check_training_data(session, workspace_id, source)
     payload = {
         "name": base.name if base else MODEL_NAME,
         "type": base.type if base else ModelType.SCORING,
@@ -439,9 +465,16 @@ async def request_retrain(
         "priority": str(priority),
         "params": params_payload(params),
         "dataSource": source.payload(),
+        **(extra or {}),
     }
-    return await jobs.enqueue(
-        session, scope, RETRAIN_KIND, payload, max_attempts=2, priority=priority
+    return await jobs.enqueue_in(
+        session,
+        workspace_id,
+        RETRAIN_KIND,
+        payload,
+        created_by=created_by,
+        max_attempts=2,
+        priority=priority,
     )
 
 

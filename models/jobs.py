@@ -84,11 +84,33 @@ async def enqueue(
     max_attempts: int = 3,
     priority: JobPriority = JobPriority.NORMAL,
 ) -> Job:
+    return await enqueue_in(
+        session,
+        scope.workspace_id,
+        kind,
+        payload,
+        created_by=scope.user_id,
+        max_attempts=max_attempts,
+        priority=priority,
+    )
+
+
+async def enqueue_in(
+    session: AsyncSession,
+    workspace_id: int,
+    kind: str,
+    payload: dict[str, Any] | None = None,
+    *,
+    created_by: int | None = None,
+    max_attempts: int = 3,
+    priority: JobPriority = JobPriority.NORMAL,
+) -> Job:
+    """Queue a job in the caller's transaction (`created_by` None: the server's own)."""
     job = Job(
-        workspace_id=scope.workspace_id,
+        workspace_id=workspace_id,
         kind=kind,
         payload=payload or {},
-        created_by=scope.user_id,
+        created_by=created_by,
         max_attempts=max_attempts,
         priority=PRIORITY_RANK[priority],
     )

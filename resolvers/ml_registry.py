@@ -156,7 +156,11 @@ class ScoringConfig:
 
 @strawberry.type
 class TrainingConfig:
-    auto_retrain: bool
+    auto_retrain: bool = strawberry.field(
+        description="The server retrains the champion once (a job, reason `auto: ...`) when its "
+        "accuracy on 50+ new outcomes falls more than retrainThreshold below its test split's, "
+        "or (driftDetection) a feature's PSI passes driftPsi"
+    )
     retrain_threshold: float = strawberry.field(description="Accuracy drop that triggers it")
     auto_promote: bool = strawberry.field(
         description="A finished training becomes champion if it beats it on test AUC"
@@ -174,7 +178,9 @@ class AlertThresholds:
 
 @strawberry.type
 class MonitoringConfig:
-    drift_detection: bool
+    drift_detection: bool = strawberry.field(
+        description="Drift past alertThresholds.driftPsi also triggers autoRetrain"
+    )
     alert_thresholds: AlertThresholds
 
 
