@@ -51,7 +51,8 @@ from app.pubsub import ChangeEvent, PubSub
 from app.ratelimit import RateLimits
 from app.settings import Settings
 from app.simulate import run_simulator
-from ml import auto_retrain, serving
+from ml import serving, watch
+from ml.deployment import Deployment
 from models.db import Database
 from models.errors import DomainError
 from models.jobs import Job
@@ -385,17 +386,20 @@ def create_app(
         # online scores and prediction counters reach Postgres from here, not from reads
         flusher = asyncio.create_task(serving.flush_periodically(db), name="ml-flusher")
         checker = None
-        if settings.auto_retrain_seconds > 0:
+        if settings.ml_check_seconds > 0:
 
-            async def queued(jobs: list[Job]) -> None:
-                if worker is not None:
+            async def changed(jobs: list[Job], deployments: list[Deployment]) -> None:
+                if jobs and worker is not None:
                     worker.wake()
                 for job in jobs:
                     await pubsub.publish(ChangeEvent(job.workspace_id, "job", [str(job.id)]))
+                for d in deployments:
+                    assert d.champion is not None
+                    ids = [str(i) for i in d.changed]
+                    await pubsub.publish(ChangeEvent(d.champion.workspace_id, "ml_model", ids))
 
             checker = asyncio.create_task(
-                auto_retrain.run_periodically(db, settings.auto_retrain_seconds, queued),
-                name="auto-retrain",
+                watch.run_periodically(db, settings.ml_check_seconds, changed), name="ml-check"
             )
         cache = AnalyticsCache(pubsub, max_age=settings.analytics_cache_seconds)
         services = Services(

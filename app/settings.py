@@ -58,9 +58,9 @@ class Settings(BaseSettings):
     worker_concurrency: int = 2
     job_lease_seconds: float = 30.0
     job_poll_seconds: float = 1.0
-    # each workspace's champion is checked for an automatic retrain this often (0: never;
-    # ml/auto_retrain.py); the ML config's training.autoRetrain turns it on per workspace
-    auto_retrain_seconds: float = Field(default=600.0, ge=0)
+    # the ML check (ml/watch.py) runs this often (0: never): monitored deployments roll back on
+    # an alert; champions are retrained when the ML config's training.autoRetrain says so
+    ml_check_seconds: float = Field(default=600.0, ge=0)
 
     @property
     def embedded(self) -> bool:

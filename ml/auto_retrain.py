@@ -1,9 +1,9 @@
 """Automatic retraining: what the ML config's `training.autoRetrain`, `retrainThreshold` and
 `monitoring.driftDetection` / `alertThresholds.driftPsi` turn on (seed 003 mlConfig).
 
-The server checks every workspace with a champion every `auto_retrain_seconds` (settings; 0:
-never). With autoRetrain on, the champion gets a retrain (an `ml.retrain` job of a new version,
-reason "auto: ...") when either rule holds:
+The server checks every workspace with a champion every `ml_check_seconds` (settings; 0:
+never; ml/watch.py). With autoRetrain on, the champion gets a retrain (an `ml.retrain` job of
+a new version, reason "auto: ...") when either rule holds:
 
 - ACCURACY_DROP: on at least MIN_OUTCOMES leads it scored whose outcome became known since it
   went into service, its accuracy is below its test split's by more than retrainThreshold
@@ -20,9 +20,7 @@ no job. Each queued job is audited (`ml_model.auto_retrain`).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -38,7 +36,7 @@ from models.ml_models import MlConfig, MlModel, load_config
 
 log = logging.getLogger(__name__)
 
-MIN_OUTCOMES = 50
+MIN_OUTCOMES = performance.TRUSTED_OUTCOMES
 DRIFT_DAYS = 30
 
 _BUSY = sa.text(
@@ -178,20 +176,3 @@ async def check_all(db: Database) -> list[Job]:
         if job is not None:
             queued.append(job)
     return queued
-
-
-async def run_periodically(
-    db: Database, every_seconds: float, queued: Callable[[list[Job]], Awaitable[None]]
-) -> None:
-    """Check every workspace each `every_seconds` (the first check after one interval) until
-    cancelled; a failed check is logged and the next one runs as planned."""
-    while True:
-        await asyncio.sleep(every_seconds)
-        try:
-            jobs = await check_all(db)
-            if jobs:
-                await queued(jobs)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("auto-retrain check failed")

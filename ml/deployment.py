@@ -13,18 +13,30 @@ validated before any change, every change audited):
 - rollback (`id` is the champion or the challenger, `rollbackTo` another version): the
   champion alias moves to `rollbackTo`, the version rolled back is RETIRED, and any A/B test
   ends. An ended challenger is RETIRED with `ab_ends_at` set to when it ended.
+- validation results (seed 003 `validationResults`): minimums the version's test-split metrics
+  must meet, or the deployment is refused naming each metric short of its minimum.
+- a rollback plan (deploy as champion only; seed 003 `rollbackPlan`): the version to fall back
+  to (default: the champion replaced) and a monitoring period. Until it ends, the server's ML
+  check (ml/watch.py, `check_rollbacks`) rolls the champion back at once when its
+  `MlModel.performance` since deployment shows an alert (an accuracy drop counts from
+  MIN_OUTCOMES outcomes); audited as `ml_model.rollback` with `automatic`.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from ml import performance, registry
+from ml.metrics import DEFAULT_THRESHOLD
+from ml.performance import Alert
 from ml.registry import (
     _WITHOUT_ARTIFACT,
     MAX_REASON,
@@ -34,10 +46,12 @@ from ml.registry import (
     promote,
     require_admin,
 )
-from models.db import utcnow
+from models.db import Database, utcnow
 from models.errors import Validator
-from models.ml_models import CHALLENGER, CHAMPION, MlModel, ModelStatus
+from models.ml_models import CHALLENGER, CHAMPION, MlModel, ModelStatus, load_config
 from models.scope import Scope
+
+log = logging.getLogger(__name__)
 
 MAX_AB_HOURS = 24 * 90  # an A/B test runs at most a quarter
 
@@ -56,6 +70,12 @@ class AbTest:
     duration_field: str = "abTest.durationHours"
 
 
+def hours_of(duration: str) -> float | None:
+    """Hours of a length in the seed's form ("7d", "24h", "90m"); None if unreadable."""
+    found = _DURATION.fullmatch(duration)
+    return None if found is None else float(found[1]) * _UNIT_HOURS[found[2]]
+
+
 def ab_test(traffic_percent: int, duration: str | None, duration_hours: float | None) -> AbTest:
     """An A/B test from `duration` ("7d") or `duration_hours` (exactly one; else BAD_USER_INPUT
     on abTest.duration)."""
@@ -68,9 +88,23 @@ def ab_test(traffic_percent: int, duration: str | None, duration_hours: float | 
     v.raise_if_any("Invalid deployment")
     if duration is None:
         return AbTest(traffic_percent, duration_hours)
-    found = _DURATION.fullmatch(duration)
-    hours = None if found is None else float(found[1]) * _UNIT_HOURS[found[2]]
-    return AbTest(traffic_percent, hours, "abTest.duration")
+    return AbTest(traffic_percent, hours_of(duration), "abTest.duration")
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackPlan:
+    previous_model: int | None  # None: the champion the deployment replaces
+    monitoring_period: str  # "24h"
+
+
+# validationResults' metrics -> the test split's keys (registry.test_metric)
+VALIDATION_METRICS = {
+    "accuracy": "accuracy",
+    "precision": "precision",
+    "recall": "recall",
+    "f1Score": "f1_score",
+    "auc": "auc",
+}
 
 
 @dataclass(slots=True)
@@ -104,7 +138,9 @@ async def _alias_holders(
     return champ, challenger
 
 
-def _end_challenger(session: AsyncSession, challenger: MlModel, actor_id: int, reason: str) -> None:
+def _end_challenger(
+    session: AsyncSession, challenger: MlModel, actor_id: int | None, reason: str
+) -> None:
     now = utcnow()
     before = challenger.status
     challenger.status, challenger.alias = ModelStatus.RETIRED, None
@@ -114,8 +150,29 @@ def _end_challenger(session: AsyncSession, challenger: MlModel, actor_id: int, r
     _audit(session, challenger, actor_id, "ml_model.status", _change(before, "RETIRED", reason))
 
 
-def _validate(ab_test: AbTest | None, rollback_to: int | None, reason: str | None) -> None:
+def _validate(
+    ab_test: AbTest | None,
+    rollback_to: int | None,
+    reason: str | None,
+    required: Mapping[str, float],
+    plan: RollbackPlan | None,
+) -> None:
     v = Validator()
+    for metric, minimum in required.items():
+        v.check(metric in VALIDATION_METRICS, f"validationResults.{metric}", "unknown metric")
+        v.check(0 <= minimum <= 1, f"validationResults.{metric}", "between 0 and 1")
+    if plan is not None:
+        v.check(
+            ab_test is None and rollback_to is None,
+            "rollbackPlan",
+            "only when deploying as champion (not with abTest or rollbackTo)",
+        )
+        hours = hours_of(plan.monitoring_period)
+        v.check(
+            hours is not None and 0 < hours <= MAX_AB_HOURS,
+            "rollbackPlan.monitoringPeriod",
+            f'a number and m, h or d ("24h"); at most {MAX_AB_HOURS} hours (90d)',
+        )
     if ab_test is not None:
         v.check(1 <= ab_test.traffic_percent <= 99, "abTest.trafficPercent", "between 1 and 99")
         hours = ab_test.duration_hours
@@ -137,10 +194,13 @@ async def deploy(
     ab_test: AbTest | None = None,
     rollback_to: int | None = None,
     reason: str | None = None,
+    required: Mapping[str, float] | None = None,
+    rollback_plan: RollbackPlan | None = None,
 ) -> Deployment:
     """Deploy, A/B test or roll back (see the module docstring); ADMIN only."""
     require_admin(scope)
-    _validate(ab_test, rollback_to, reason)
+    required = required or {}
+    _validate(ab_test, rollback_to, reason, required, rollback_plan)
     model = await get_model(session, scope, model_id, for_update=True)
     target = None if rollback_to is None else await get_model(session, scope, rollback_to)
     champ, challenger = await _alias_holders(session, scope.workspace_id)
@@ -155,6 +215,32 @@ async def deploy(
     if ab_test is not None:
         v.check(champ is not None, "id", "no champion to test against: deploy without abTest")
         v.check(champ is None or champ.id != model.id, "id", "is the champion")
+    for metric, minimum in required.items():
+        measured = registry.test_metric(model, VALIDATION_METRICS[metric])
+        v.check(
+            measured is not None and measured >= minimum,
+            f"validationResults.{metric}",
+            f"the version's test {metric} is "
+            f"{'not measured' if measured is None else format(measured, '.4f')}, "
+            f"below {minimum}",
+        )
+    fallback: MlModel | None = None
+    if rollback_plan is not None:
+        if rollback_plan.previous_model is not None:
+            fallback = await get_model(session, scope, rollback_plan.previous_model)
+        else:
+            fallback = champ if champ is not None and champ.id != model.id else None
+        v.check(fallback is not None, "rollbackPlan.previousModel", "no champion to fall back to")
+        v.check(
+            fallback is None or fallback.id != model.id,
+            "rollbackPlan.previousModel",
+            "the version being deployed",
+        )
+        v.check(
+            fallback is None or fallback.status != ModelStatus.TRAINING,
+            "rollbackPlan.previousModel",
+            "still TRAINING",
+        )
     v.raise_if_any("Invalid deployment")
 
     actor = scope.user_id
@@ -203,10 +289,117 @@ async def deploy(
         if champ is None or champ.id != model.id:
             await promote(session, model, actor_id=actor, reason=why)
             changed += [m for m in (champ, model) if m is not None]
+        if rollback_plan is not None:
+            assert fallback is not None and fallback.id is not None  # validated
+            hours = hours_of(rollback_plan.monitoring_period)
+            assert hours is not None
+            model.rollback_to_id = fallback.id
+            model.monitor_until = utcnow() + timedelta(hours=hours)
+            session.add(model)
+            plan = {
+                "previousModel": str(fallback.id),
+                "monitorUntil": model.monitor_until.isoformat(),
+            }
+            _audit(session, model, actor, "ml_model.rollback_plan", plan)
         champ, challenger = model, None
     await session.flush()
     return Deployment(
         champion=champ,
         challenger=challenger,
         changed=sorted({m.id for m in changed if m.id is not None}),
+    )
+
+
+# ---- the rollback plans' watch (ml/watch.py runs it) ---------------------------------------------
+
+
+async def _plan_alert(session: AsyncSession, model: MlModel, now: datetime) -> Alert | None:
+    """The first alert of the champion's performance since it was deployed, if any."""
+    assert model.id is not None and model.deployed_at is not None
+    config = await load_config(session, model.workspace_id)
+    threshold = registry.test_metric(model, "threshold")
+    found = await performance.model_performance(
+        session,
+        model.workspace_id,
+        model.id,
+        since=model.deployed_at,
+        until=now,
+        accuracy_since=model.deployed_at,
+        threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+        test_accuracy=registry.test_metric(model, "accuracy"),
+        config=config,
+    )
+    trusted = found.evaluated_count >= performance.TRUSTED_OUTCOMES
+    return next(
+        (a for a in found.alerts if a.kind != "ACCURACY_DROP" or trusted),
+        None,
+    )
+
+
+async def check_rollbacks(db: Database, now: datetime | None = None) -> list[Deployment]:
+    """Roll back each monitored champion whose performance since deployment shows an alert;
+    the deployments made (for change events)."""
+    now = now or utcnow()
+    async with db.session() as session:
+        watched = list(
+            (
+                await session.execute(
+                    select(MlModel)
+                    .where(
+                        col(MlModel.alias) == CHAMPION,
+                        col(MlModel.status) == ModelStatus.ACTIVE,
+                        col(MlModel.monitor_until) > now,
+                        col(MlModel.rollback_to_id).is_not(None),
+                    )
+                    .options(_WITHOUT_ARTIFACT)
+                )
+            ).scalars()
+        )
+        alerts = [(m, await _plan_alert(session, m, now)) for m in watched]
+    done = []
+    for model, alert in alerts:
+        if alert is None:
+            continue
+        async with db.transaction() as session:
+            rolled = await _roll_back(session, model, alert, now)
+        if rolled is not None:
+            done.append(rolled)
+    return done
+
+
+async def _roll_back(
+    session: AsyncSession, model: MlModel, alert: Alert, now: datetime
+) -> Deployment | None:
+    champ, challenger = await _alias_holders(session, model.workspace_id)
+    if champ is None or champ.id != model.id or champ.monitor_until is None:
+        return None  # deployed over, or rolled back, since it was read
+    if champ.monitor_until <= now or champ.rollback_to_id is None:
+        return None
+    target = (
+        await session.execute(
+            select(MlModel)
+            .where(
+                col(MlModel.workspace_id) == model.workspace_id,
+                col(MlModel.id) == champ.rollback_to_id,
+            )
+            .options(_WITHOUT_ARTIFACT)
+        )
+    ).scalar_one_or_none()
+    if target is None:
+        log.warning("rollback plan of model %s names a deleted version", model.id)
+        champ.monitor_until = None
+        session.add(champ)
+        return None
+    why = f"automatic rollback: {alert.message}"
+    changed = [champ, target]
+    if challenger is not None:
+        _end_challenger(session, challenger, None, why)
+        changed.append(challenger)
+    champ.monitor_until = None
+    await promote(session, target, actor_id=None, reason=why)
+    details = {"from": str(champ.id), "automatic": True, "alert": alert.kind, "value": alert.value}
+    _audit(session, target, None, "ml_model.rollback", details)
+    await session.flush()
+    return Deployment(
+        champion=target, challenger=None, changed=sorted(m.id for m in changed if m.id)
     )

@@ -168,6 +168,10 @@ async def model_performance(
     )
 
 
+# outcomes before a live accuracy drop acts on its own (automatic retrain and rollback)
+TRUSTED_OUTCOMES = 50
+
+
 @dataclass(frozen=True, slots=True)
 class LiveAccuracy:
     outcomes: int  # leads the version had scored whose outcome became known in the window

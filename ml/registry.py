@@ -316,15 +316,18 @@ def beats(candidate: MlModel, incumbent: MlModel | None) -> bool:
 async def promote(
     session: AsyncSession, model: MlModel, *, actor_id: int | None = None, reason: str | None = None
 ) -> None:
-    """Make `model` the champion; the previous champion retires. The caller's transaction."""
+    """Make `model` the champion; the previous champion retires. The caller's transaction.
+    Either one's rollback plan ends (a deployment with a plan sets it after this)."""
     previous = await champion(session, model.workspace_id)
     if previous is not None and previous.id != model.id:
         previous.status, previous.alias = ModelStatus.RETIRED, None
+        previous.monitor_until = None
         session.add(previous)
         _audit(session, previous, actor_id, "ml_model.status", _change("ACTIVE", "RETIRED", reason))
         await session.flush()  # free the alias before it moves
     before = model.status
     model.status, model.alias, model.deployed_at = ModelStatus.ACTIVE, CHAMPION, utcnow()
+    model.rollback_to_id = model.monitor_until = None
     session.add(model)
     _audit(session, model, actor_id, "ml_model.status", _change(before, "ACTIVE", reason))
     await session.flush()

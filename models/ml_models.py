@@ -48,6 +48,10 @@ class MlModel(SQLModel, table=True):
     traffic_percent: int | None = Field(default=None, sa_type=sa.SmallInteger)
     deployed_at: datetime | None = Field(default=None, sa_type=TZ)
     ab_ends_at: datetime | None = Field(default=None, sa_type=TZ)
+    # a champion's rollback plan: while `monitor_until` has not passed, an alert of its
+    # performance since deployment rolls it back to `rollback_to_id` (ml/deployment.py)
+    rollback_to_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    monitor_until: datetime | None = Field(default=None, sa_type=TZ)
     metrics: dict[str, Any] = Field(default_factory=dict, sa_type=JSONB)
     hyperparameters: dict[str, Any] = Field(default_factory=dict, sa_type=JSONB)
     feature_importance: dict[str, Any] = Field(default_factory=dict, sa_type=JSONB)

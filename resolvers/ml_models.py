@@ -67,6 +67,19 @@ class SplitMetrics:
     test: ModelMetrics | None
 
 
+@strawberry.type(
+    description="A champion's rollback plan (deployModel rollbackPlan): until monitorUntil, an "
+    "alert of its performance since deployment rolls it back to previousModelId"
+)
+class ModelRollbackPlan:
+    previous_model_id: strawberry.ID
+    monitor_until: datetime
+
+    @strawberry.field(description="Still watched: monitorUntil has not passed")
+    def monitoring(self) -> bool:
+        return self.monitor_until > utcnow()
+
+
 @strawberry.type(description="The leads a version learned from, by creation time")
 class TrainingDataSource:
     created_from: datetime | None = strawberry.field(description="Inclusive; null: the first")
@@ -163,6 +176,9 @@ class MlModel:
     ab_ends_at: datetime | None = strawberry.field(
         description="When its A/B test ends (or ended, if stopped early)"
     )
+    rollback_plan: ModelRollbackPlan | None = strawberry.field(
+        description="While it is the champion deployed with one"
+    )
     created_at: datetime
     trained_at: datetime | None
     importance: strawberry.Private[dict[str, float]]
@@ -233,6 +249,12 @@ class MlModel:
             traffic_percent=row.traffic_percent,
             deployed_at=row.deployed_at,
             ab_ends_at=row.ab_ends_at,
+            rollback_plan=None
+            if row.rollback_to_id is None or row.monitor_until is None
+            else ModelRollbackPlan(
+                previous_model_id=strawberry.ID(str(row.rollback_to_id)),
+                monitor_until=row.monitor_until,
+            ),
             created_at=row.created_at,
             trained_at=row.trained_at,
             importance={k: float(v) for k, v in row.feature_importance.items()},

@@ -64,6 +64,41 @@ class AbTestInput:
     )
 
 
+@strawberry.input(
+    description="Minimums the version's test-split metrics must meet (seed 003 "
+    "validationResults), 0..1; a deployment short of one is refused naming it"
+)
+class ValidationResultsInput:
+    accuracy: float | None = None
+    precision: float | None = None
+    recall: float | None = None
+    f1_score: float | None = None
+    auc: float | None = None
+
+    def required(self) -> dict[str, float]:
+        given = {
+            "accuracy": self.accuracy,
+            "precision": self.precision,
+            "recall": self.recall,
+            "f1Score": self.f1_score,
+            "auc": self.auc,
+        }
+        return {k: v for k, v in given.items() if v is not None}
+
+
+@strawberry.input(
+    description="Watch the new champion (seed 003 rollbackPlan): for `monitoringPeriod`, an "
+    "alert of its performance since deployment rolls it back to `previousModel` at once"
+)
+class RollbackPlanInput:
+    previous_model: strawberry.ID | None = strawberry.field(
+        default=None, description="Default: the champion it replaces"
+    )
+    monitoring_period: str = strawberry.field(
+        description='How long, as the seed writes it: "24h", "7d", "90m" (at most 90d)'
+    )
+
+
 @strawberry.type(description="Who serves leads after a deployment")
 class Deployment:
     champion: MlModel | None
@@ -395,7 +430,9 @@ class MlRegistryMutations:
         description="Make `id` the champion (ending any A/B test; deploying the challenger "
         "promotes it), or with `abTest` the challenger for a share of leads, or with "
         "`rollbackTo` move the champion back to that version (`id`: the champion or challenger "
-        "being rolled back). The replaced champion is RETIRED, not deleted. ADMIN only; audited"
+        "being rolled back). The replaced champion is RETIRED, not deleted. "
+        "`validationResults`: minimum test metrics; `rollbackPlan`: roll a new champion back "
+        "automatically if it alerts within the monitoring period. ADMIN only; audited"
     )
     async def deploy_model(
         self,
@@ -405,6 +442,8 @@ class MlRegistryMutations:
         rollback_to: strawberry.ID | None = None,
         reason: str | None = None,
         workspace_id: strawberry.ID | None = None,
+        validation_results: ValidationResultsInput | None = None,
+        rollback_plan: RollbackPlanInput | None = None,
     ) -> Deployment:
         scope = await info.context.scope(workspace_id)
         model_id = parse_id(id, "id")
@@ -416,9 +455,26 @@ class MlRegistryMutations:
                 ab_test.traffic_percent, ab_test.duration, ab_test.duration_hours
             )
         )
+        plan = (
+            None
+            if rollback_plan is None
+            else deployment.RollbackPlan(
+                None
+                if rollback_plan.previous_model is None
+                else parse_id(rollback_plan.previous_model, "rollbackPlan.previousModel"),
+                rollback_plan.monitoring_period,
+            )
+        )
         async with info.context.db.transaction() as session:
             result = await deployment.deploy(
-                session, scope, model_id, ab_test=ab, rollback_to=target, reason=reason
+                session,
+                scope,
+                model_id,
+                ab_test=ab,
+                rollback_to=target,
+                reason=reason,
+                required=None if validation_results is None else validation_results.required(),
+                rollback_plan=plan,
             )
         if result.changed:
             await info.context.publish(scope.workspace_id, "ml_model", result.changed)

@@ -121,7 +121,7 @@ def settings_for(database_url: str, **overrides: Any) -> Settings:
         "job_poll_seconds": 0.2,
         "live_tick_seconds": 0.2,
         # no automatic retrains beside a module's own jobs (tests/resolvers/test_auto_retrain.py)
-        "auto_retrain_seconds": 0,
+        "ml_check_seconds": 0,
         # the suite is one busy client; tests/app/test_ratelimit.py checks the limits themselves
         "rate_limit_query": "100000/minute",
         "rate_limit_mutation": "100000/minute",

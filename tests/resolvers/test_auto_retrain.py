@@ -37,7 +37,7 @@ def database(admin_database_url: str) -> str:
 
 @pytest.fixture(scope="module")
 def server(database: str) -> Iterator[ServerThread]:
-    settings = settings_for(database, auto_retrain_seconds=CHECK_SECONDS)
+    settings = settings_for(database, ml_check_seconds=CHECK_SECONDS)
     with ServerThread(create_app(settings)) as running:
         yield running
 

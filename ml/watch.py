@@ -1,0 +1,38 @@
+"""The server's periodic ML check (every `ml_check_seconds`): monitored deployments first
+(`deployment.check_rollbacks`: a champion showing an alert inside its rollback plan's
+monitoring period is rolled back), then automatic retraining (`auto_retrain.check_all`).
+Several server processes may run it: each decision re-checks under a lock and is made once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from ml import auto_retrain, deployment
+from models.db import Database
+from models.jobs import Job
+
+log = logging.getLogger(__name__)
+
+Changed = Callable[[list[Job], list[deployment.Deployment]], Awaitable[None]]
+
+
+async def check(db: Database) -> tuple[list[Job], list[deployment.Deployment]]:
+    rolled_back = await deployment.check_rollbacks(db)
+    return await auto_retrain.check_all(db), rolled_back
+
+
+async def run_periodically(db: Database, every_seconds: float, changed: Changed) -> None:
+    """`check` each `every_seconds` (the first after one interval) until cancelled; a failed
+    check is logged and the next one runs as planned. `changed` hears of what it did."""
+    while True:
+        await asyncio.sleep(every_seconds)
+        try:
+            jobs, deployments = await check(db)
+            if jobs or deployments:
+                await changed(jobs, deployments)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("ML check failed")
