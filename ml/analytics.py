@@ -69,9 +69,6 @@ class ModelAlert:
     model: MlModel
     alert: performance.Alert
     recommendation: str
-    # the observations behind it: outcomes for an accuracy drop, the fewer of the two
-    # periods' predict calls for a latency increase
-    samples: int
 
 
 # what to do about each alert kind of ml/performance.py
@@ -80,6 +77,8 @@ RECOMMENDATIONS = {
     "candidate with it (compareModels) before deploying it",
     "LATENCY_INCREASE": "Check the scoring load and the score cache of {name} (mlConfig "
     "scoring.cache); a smaller model (fewer or shallower trees) predicts faster",
+    "DRIFT": "Schedule a retrain of {name} on recent leads (retrainModel) and check the drifting "
+    "feature's source data (model drift)",
 }
 
 
@@ -304,12 +303,7 @@ async def serving_alerts(
         )
         for alert in result.alerts:
             advice = RECOMMENDATIONS[alert.kind].format(name=f"{model.name} v{model.version}")
-            samples = (
-                result.evaluated_count
-                if alert.kind == "ACCURACY_DROP"
-                else min(result.latency.calls, result.previous_latency.calls)
-            )
-            found.append(ModelAlert(model, alert, advice, samples))
+            found.append(ModelAlert(model, alert, advice))
     return found
 
 

@@ -8,8 +8,8 @@ a new version, reason "auto: ...") when either rule holds:
 - ACCURACY_DROP: on at least MIN_OUTCOMES leads it scored whose outcome became known since it
   went into service, its accuracy is below its test split's by more than retrainThreshold
   (the same numbers as `MlModel.performance`);
-- DRIFT (driftDetection on): a feature's PSI over the last DRIFT_DAYS against its training
-  reference is above alertThresholds.driftPsi (`MlModel.drift`'s maxPsi).
+- DRIFT (driftDetection on): its newest drift measurement (`ml.drift.check_due`, run just
+  before by the same check) has a feature PSI above alertThresholds.driftPsi.
 
 At most one automatic retrain per champion (its job payload names it: `autoFor`), and none
 while any retrain of the workspace is queued or running: a retrain that cannot beat the
@@ -32,12 +32,11 @@ from ml.metrics import DEFAULT_THRESHOLD
 from models.db import Database, utcnow
 from models.errors import ModelTrainingFailed
 from models.jobs import Job
-from models.ml_models import MlConfig, MlModel, load_config
+from models.ml_models import MlConfig, MlModel, latest_check, load_config
 
 log = logging.getLogger(__name__)
 
 MIN_OUTCOMES = performance.TRUSTED_OUTCOMES
-DRIFT_DAYS = 30
 
 _BUSY = sa.text(
     """
@@ -101,21 +100,17 @@ async def _accuracy_drop(
     )
 
 
-async def _drift(db: Database, champion: MlModel, config: MlConfig) -> Trigger | None:
-    report = await drift.drift_report(db, champion, window_days=DRIFT_DAYS)
-    worst = report.max_psi
-    if worst is None or worst <= config.alert_drift_psi:
+async def _drift(session: AsyncSession, champion: MlModel, config: MlConfig) -> Trigger | None:
+    assert champion.id is not None
+    check = await latest_check(session, champion.workspace_id, champion.id)
+    if check is None or check.max_psi is None or check.max_psi <= config.alert_drift_psi:
         return None
-    feature = max(
-        (f for f in report.features if f.psi is not None and not f.trending),
-        key=lambda f: f.psi or 0.0,
-    )
     return Trigger(
         "DRIFT",
-        worst,
+        check.max_psi,
         config.alert_drift_psi,
-        f"{feature.feature} drifted (PSI {worst:.2f} over {DRIFT_DAYS} days, driftPsi "
-        f"{config.alert_drift_psi:.2f})",
+        f"{check.feature} drifted (PSI {check.max_psi:.2f} over {drift.CHECK_WINDOW_DAYS} days, "
+        f"driftPsi {config.alert_drift_psi:.2f})",
     )
 
 
@@ -134,8 +129,8 @@ async def check_workspace(
         ):
             return None
         trigger = await _accuracy_drop(session, champion, config, now)
-    if trigger is None and config.drift_detection:
-        trigger = await _drift(db, champion, config)
+        if trigger is None and config.drift_detection:
+            trigger = await _drift(session, champion, config)
     if trigger is None:
         return None
     async with db.transaction() as session:

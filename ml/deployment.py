@@ -18,8 +18,9 @@ validated before any change, every change audited):
 - a rollback plan (deploy as champion only; seed 003 `rollbackPlan`): the version to fall back
   to (default: the champion replaced) and a monitoring period. Until it ends, the server's ML
   check (ml/watch.py, `check_rollbacks`) rolls the champion back at once when its
-  `MlModel.performance` since deployment shows an alert (an accuracy drop counts from
-  MIN_OUTCOMES outcomes); audited as `ml_model.rollback` with `automatic`.
+  `MlModel.performance` since deployment shows an accuracy drop (on TRUSTED_OUTCOMES outcomes
+  or more) or a latency increase (not drift: the previous version would see the same data);
+  audited as `ml_model.rollback` with `automatic`.
 """
 
 from __future__ import annotations
@@ -330,8 +331,13 @@ async def _plan_alert(session: AsyncSession, model: MlModel, now: datetime) -> A
         config=config,
     )
     trusted = found.evaluated_count >= performance.TRUSTED_OUTCOMES
+    # drift is the data's, not the version's: the previous one would see the same leads
     return next(
-        (a for a in found.alerts if a.kind != "ACCURACY_DROP" or trusted),
+        (
+            a
+            for a in found.alerts
+            if a.kind == "LATENCY_INCREASE" or (a.kind == "ACCURACY_DROP" and trusted)
+        ),
         None,
     )
 

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import sqlalchemy as sa
+from sqlmodel import col, select
 
 from ml import registry
 from ml.features import CATEGORICAL, LABEL_AGE, MISSING, NUMERIC, WINDOW, feature_frame
@@ -38,7 +39,7 @@ from ml.scoring import score_frame
 from ml.train import auc
 from models.db import Database
 from models.errors import BadUserInput
-from models.ml_models import MlModel, load_config
+from models.ml_models import MlDriftCheck, MlModel, ModelStatus, latest_check, load_config
 
 STABLE, MAJOR = 0.1, 0.25
 EPSILON = 1e-4
@@ -188,6 +189,12 @@ class DriftReport:
     def max_psi(self) -> float | None:
         values = [f.psi for f in self.features if f.psi is not None and not f.trending]
         return max(values) if values else None
+
+    @property
+    def worst(self) -> FeatureDrift | None:
+        """The feature with the highest PSI (of those maxPsi counts)."""
+        counted = [f for f in self.features if f.psi is not None and not f.trending]
+        return max(counted, key=lambda f: f.psi or 0.0) if counted else None
 
     @property
     def mean_psi(self) -> float | None:
@@ -361,3 +368,53 @@ async def drift_report(db: Database, model: MlModel, *, window_days: int = 30) -
         ),
         reference_rebuilt=rebuilt,
     )
+
+
+# ---- the ML check's drift measurements (ml/watch.py) ---------------------------------------------
+
+CHECK_EVERY = timedelta(hours=1)  # a serving version's drift is measured at most this often
+CHECK_WINDOW_DAYS = 30
+
+
+async def record_check(db: Database, model: MlModel) -> MlDriftCheck:
+    """Measure the version's drift over the last CHECK_WINDOW_DAYS and keep it."""
+    assert model.id is not None
+    report = await drift_report(db, model, window_days=CHECK_WINDOW_DAYS)
+    worst = report.worst
+    check = MlDriftCheck(
+        workspace_id=model.workspace_id,
+        model_id=model.id,
+        checked_at=report.window_end + WINDOW,  # the report's now
+        max_psi=report.max_psi,
+        feature=None if worst is None else worst.feature,
+        current_rows=report.current_rows,
+    )
+    async with db.transaction() as session:
+        session.add(check)
+    return check
+
+
+async def check_due(db: Database, now: datetime | None = None) -> list[MlDriftCheck]:
+    """Measure every ACTIVE version of the workspaces with monitoring.driftDetection on whose
+    newest measurement is older than CHECK_EVERY."""
+    now = now or await _now(db)
+    async with db.session() as session:
+        serving = list(
+            (
+                await session.execute(
+                    select(MlModel)
+                    .where(col(MlModel.status) == ModelStatus.ACTIVE)
+                    .options(registry._WITHOUT_ARTIFACT)
+                    .order_by(col(MlModel.workspace_id), col(MlModel.id))
+                )
+            ).scalars()
+        )
+        due = []
+        for model in serving:
+            assert model.id is not None
+            if not (await load_config(session, model.workspace_id)).drift_detection:
+                continue
+            last = await latest_check(session, model.workspace_id, model.id)
+            if last is None or last.checked_at <= now - CHECK_EVERY:
+                due.append(model)
+    return [await record_check(db, model) for model in due]

@@ -462,7 +462,11 @@ def model_insights(
     for a in alerts:
         alert, model = a.alert, a.model
         impact = Impact.HIGH if alert.severity == "CRITICAL" else Impact.MEDIUM
-        what = "accuracy dropping" if alert.kind == "ACCURACY_DROP" else "latency rising"
+        what = {
+            "ACCURACY_DROP": "accuracy dropping",
+            "LATENCY_INCREASE": "latency rising",
+            "DRIFT": "its input data drifting",
+        }[alert.kind]
         out.append(
             Insight(
                 id=f"model:{model.id}:{alert.kind}",
@@ -471,9 +475,9 @@ def model_insights(
                 title=f"{_version(model)}: {what}",
                 description=alert.message,
                 impact=impact,
-                confidence=market.confidence(a.samples),
+                confidence=market.confidence(alert.samples),
                 numbers=InsightNumbers(
-                    lead_count=a.samples, current=alert.value, baseline=alert.threshold
+                    lead_count=alert.samples, current=alert.value, baseline=alert.threshold
                 ),
                 traits=(("model", str(model.id)),),
                 recommendations=(Recommendation(a.recommendation, impact, alert.message),),

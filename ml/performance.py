@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ml.metrics import auc
 from ml.monitoring import BUCKETS, LatencySummary, latency_summary, minute_of, minutes_in
-from models.ml_models import MlConfig
+from models.ml_models import MlConfig, MlDriftCheck, latest_check
 
 _STATS = sa.text(
     """
@@ -74,11 +74,14 @@ class DailyPerformance:
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    kind: str  # ACCURACY_DROP, LATENCY_INCREASE
+    kind: str  # ACCURACY_DROP, LATENCY_INCREASE, DRIFT
     severity: str  # WARNING; CRITICAL at twice the threshold
     message: str
     value: float
     threshold: float
+    # the observations behind it: outcomes (accuracy), the fewer of the two periods' predict
+    # calls (latency), the month's leads measured (drift)
+    samples: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +152,14 @@ async def model_performance(
     previous_latency = latency_summary(
         _buckets(previous["buckets"]), float(previous["latency_sum"])
     )
+    # the newest drift measurement of the period (the server's ML check takes them)
+    measured = (
+        await latest_check(session, workspace_id, model_id, since=since)
+        if config.drift_detection
+        else None
+    )
+    if measured is not None and measured.checked_at >= until:
+        measured = None
     return ModelPerformance(
         since=since,
         until=until,
@@ -164,7 +175,7 @@ async def model_performance(
         threshold=threshold,
         daily=daily,
         previous_latency=previous_latency,
-        alerts=alerts(live.accuracy, test_accuracy, latency, previous_latency, config),
+        alerts=alerts(live, test_accuracy, latency, previous_latency, config, measured),
     )
 
 
@@ -205,16 +216,19 @@ def _buckets(raw: list[int] | None) -> list[int]:
 
 
 def alerts(
-    accuracy: float | None,
+    live: LiveAccuracy,
     test_accuracy: float | None,
     latency: LatencySummary,
     previous: LatencySummary,
     config: MlConfig,
+    drift: MlDriftCheck | None = None,
 ) -> list[Alert]:
     """Seed 003 monitoring alerts, from the ML config's thresholds only: live accuracy below
     the test split's by more than `alert_accuracy_drop`; p95 latency above the previous
-    window's by more than `alert_latency_increase_ms`. Nothing to compare: no alert."""
+    window's by more than `alert_latency_increase_ms`; the period's newest drift measurement
+    with a feature PSI above `alert_drift_psi`. Nothing to compare: no alert."""
     found: list[Alert] = []
+    accuracy = live.accuracy
     if accuracy is not None and test_accuracy is not None:
         drop = test_accuracy - accuracy
         if drop > config.alert_accuracy_drop:
@@ -226,6 +240,7 @@ def alerts(
                     f"the test split's {test_accuracy:.1%}",
                     value=drop,
                     threshold=config.alert_accuracy_drop,
+                    samples=live.outcomes,
                 )
             )
     if latency.p95_ms is not None and previous.p95_ms is not None:
@@ -239,8 +254,21 @@ def alerts(
                     "on the previous period",
                     value=increase,
                     threshold=config.alert_latency_increase_ms,
+                    samples=min(latency.calls, previous.calls),
                 )
             )
+    if drift is not None and drift.max_psi is not None and drift.max_psi > config.alert_drift_psi:
+        found.append(
+            Alert(
+                kind="DRIFT",
+                severity=_severity(drift.max_psi, config.alert_drift_psi),
+                message=f"Data drift detected in {drift.feature}: PSI {drift.max_psi:.2f} over "
+                "the last month's leads",
+                value=drift.max_psi,
+                threshold=config.alert_drift_psi,
+                samples=drift.current_rows,
+            )
+        )
     return found
 
 

@@ -1,6 +1,8 @@
 """The server's periodic ML check (every `ml_check_seconds`): monitored deployments first
 (`deployment.check_rollbacks`: a champion showing an alert inside its rollback plan's
-monitoring period is rolled back), then automatic retraining (`auto_retrain.check_all`).
+monitoring period is rolled back), then drift measurements that are due (`drift.check_due`:
+each serving version at most hourly, where driftDetection is on), then automatic retraining
+(`auto_retrain.check_all`).
 Several server processes may run it: each decision re-checks under a lock and is made once."""
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from ml import auto_retrain, deployment
+from ml import auto_retrain, deployment, drift
 from models.db import Database
 from models.jobs import Job
 
@@ -20,6 +22,7 @@ Changed = Callable[[list[Job], list[deployment.Deployment]], Awaitable[None]]
 
 async def check(db: Database) -> tuple[list[Job], list[deployment.Deployment]]:
     rolled_back = await deployment.check_rollbacks(db)
+    await drift.check_due(db)
     return await auto_retrain.check_all(db), rolled_back
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col, select
 
 from models.db import TZ, row_id, stamped, tenant_key
 
@@ -123,3 +123,41 @@ class MlPredictionStat(SQLModel, table=True):
     latency_sum_ms: float = 0.0
     # counts per latency bucket; bucket bounds live with the code that writes them
     latency_buckets: list[int] = Field(default_factory=list, sa_type=ARRAY(sa.BigInteger))
+
+
+class MlDriftCheck(SQLModel, table=True):
+    """A serving version's drift as the server's ML check measured it (ml/watch.py): its
+    highest feature PSI over the last month's leads and which feature, read by performance
+    alerts and the automatic retrain instead of measuring again."""
+
+    __tablename__ = "ml_drift_check"
+
+    workspace_id: int = tenant_key()
+    id: int | None = row_id()
+    model_id: int = Field(sa_type=sa.BigInteger)
+    checked_at: datetime = Field(sa_type=TZ)
+    max_psi: float | None = None
+    feature: str | None = Field(default=None, max_length=60)
+    current_rows: int
+
+    __table_args__ = (
+        sa.Index("ix_ml_drift_check_model", "workspace_id", "model_id", "checked_at"),
+    )
+
+
+async def latest_check(
+    session: AsyncSession, workspace_id: int, model_id: int, since: datetime | None = None
+) -> MlDriftCheck | None:
+    """The version's newest drift measurement (at or after `since`)."""
+    query = (
+        select(MlDriftCheck)
+        .where(
+            col(MlDriftCheck.workspace_id) == workspace_id,
+            col(MlDriftCheck.model_id) == model_id,
+        )
+        .order_by(col(MlDriftCheck.checked_at).desc())
+        .limit(1)
+    )
+    if since is not None:
+        query = query.where(col(MlDriftCheck.checked_at) >= since)
+    return (await session.execute(query)).scalars().first()

@@ -116,7 +116,10 @@ class MlTrendPoint:
 @strawberry.type(description="A serving version's alert over the period, and what to do")
 class MlAnalyticsAlert:
     model: MlModel
-    type: str = strawberry.field(description="ACCURACY_DROP or LATENCY_INCREASE")
+    type: str = strawberry.field(
+        description="ACCURACY_DROP, LATENCY_INCREASE or DRIFT (the newest drift measurement of "
+        "the period, taken hourly by the server where monitoring.driftDetection is on)"
+    )
     severity: str = strawberry.field(description="WARNING; CRITICAL beyond twice the threshold")
     message: str
     value: float

@@ -32,7 +32,10 @@ class DailyModelPerformance:
 
 @strawberry.type(description="A threshold of the ML config crossed (seed 003 alerts)")
 class ModelAlert:
-    type: str = strawberry.field(description="ACCURACY_DROP or LATENCY_INCREASE")
+    type: str = strawberry.field(
+        description="ACCURACY_DROP, LATENCY_INCREASE or DRIFT (the newest drift measurement of "
+        "the period, taken hourly by the server where monitoring.driftDetection is on)"
+    )
     severity: str = strawberry.field(description="WARNING; CRITICAL beyond twice the threshold")
     message: str
     value: float = strawberry.field(description="The accuracy drop (0..1) or the p95 increase (ms)")

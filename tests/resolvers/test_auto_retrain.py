@@ -156,3 +156,14 @@ def test_drift_beyond_the_threshold_retrains_a_champion_when_drift_detection_is_
     assert len(found) == 2, found
     assert found[1]["auto_for"] == str(second) and found[1]["rule"] == "DRIFT"
     assert "PSI" in found[1]["reason"]
+    # and the measurement it acted on is the DRIFT alert of the version's performance
+    check = fetch(
+        database,
+        "SELECT max_psi, feature, current_rows FROM ml_drift_check WHERE model_id = $1 "
+        "ORDER BY checked_at DESC LIMIT 1",
+        second,
+    )[0]
+    assert check["current_rows"] > 0 and check["max_psi"] > 0
+    alerts = admin.execute(PERFORMANCE, id=str(second))["model"]["performance"]["alerts"]
+    drift = [a for a in alerts if a["type"] == "DRIFT"]
+    assert len(drift) == 1 and drift[0]["value"] == pytest.approx(check["max_psi"])
