@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from ml import registry
@@ -388,6 +389,7 @@ async def record_check(db: Database, model: MlModel) -> MlDriftCheck:
         max_psi=report.max_psi,
         feature=None if worst is None else worst.feature,
         current_rows=report.current_rows,
+        concept_decay=report.concept.decay,
     )
     async with db.transaction() as session:
         session.add(check)
@@ -418,3 +420,31 @@ async def check_due(db: Database, now: datetime | None = None) -> list[MlDriftCh
             if last is None or last.checked_at <= now - CHECK_EVERY:
                 due.append(model)
     return [await record_check(db, model) for model in due]
+
+
+def detected_at(checks: list[tuple[datetime, float | None]], threshold: float) -> datetime | None:
+    """When concept drift was detected: of measurements (checked_at, decay), newest first, the
+    oldest of the unbroken run of decays above `threshold` that starts with the newest; None
+    when the newest is not above it."""
+    found = None
+    for checked_at, decay in checks:
+        if decay is None or decay <= threshold:
+            break
+        found = checked_at
+    return found
+
+
+async def concept_detected_at(
+    session: AsyncSession, workspace_id: int, model_id: int, threshold: float
+) -> datetime | None:
+    """`detected_at` over the version's stored measurements (the newest 1,000)."""
+    rows = await session.execute(
+        select(col(MlDriftCheck.checked_at), col(MlDriftCheck.concept_decay))
+        .where(
+            col(MlDriftCheck.workspace_id) == workspace_id,
+            col(MlDriftCheck.model_id) == model_id,
+        )
+        .order_by(col(MlDriftCheck.checked_at).desc())
+        .limit(1000)
+    )
+    return detected_at([(r[0], r[1]) for r in rows], threshold)

@@ -139,6 +139,8 @@ class MlDriftCheck(SQLModel, table=True):
     max_psi: float | None = None
     feature: str | None = Field(default=None, max_length=60)
     current_rows: int
+    # test AUC - AUC on the outcomes known since training (ml.drift.ConceptDrift.decay)
+    concept_decay: float | None = None
 
     __table_args__ = (
         sa.Index("ix_ml_drift_check_model", "workspace_id", "model_id", "checked_at"),

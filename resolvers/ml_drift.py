@@ -10,6 +10,7 @@ import strawberry
 
 from ml import drift, registry
 from ml.market import confidence
+from models.ml_models import load_config
 from resolvers.context import Info
 from resolvers.ml_explain import FeatureKind
 
@@ -55,6 +56,11 @@ class ConceptDrift:
     since: datetime = strawberry.field(
         description="Leads created after this were not labelled when the model trained"
     )
+    detected_at: datetime | None = strawberry.field(
+        description="When the server's hourly drift measurement first found the decay above "
+        "alertThresholds.accuracyDrop, in its unbroken run up to the newest measurement; null "
+        "when the newest is not above it (or none was taken)"
+    )
 
 
 @strawberry.type
@@ -91,7 +97,7 @@ class ModelDrift:
     )
 
     @classmethod
-    def from_domain(cls, r: drift.DriftReport) -> Self:
+    def from_domain(cls, r: drift.DriftReport, detected_at: datetime | None) -> Self:
         ranked = sorted(
             r.features, key=lambda f: (-(f.psi if f.psi is not None else -1), f.feature)
         )
@@ -126,6 +132,7 @@ class ModelDrift:
                 samples=c.samples,
                 conversions=c.conversions,
                 since=c.since,
+                detected_at=detected_at,
             ),
             recommendations=[
                 DriftRecommendation(
@@ -146,5 +153,7 @@ async def model_drift(info: Info, workspace_id: int, model_id: int, window_days:
     db = info.context.db
     async with db.session() as session:
         model = await registry.get_model(session, scope, model_id)
+        threshold = (await load_config(session, workspace_id)).alert_accuracy_drop
+        detected = await drift.concept_detected_at(session, workspace_id, model_id, threshold)
     report = await drift.drift_report(db, model, window_days=window_days)
-    return ModelDrift.from_domain(report)
+    return ModelDrift.from_domain(report, detected)

@@ -155,3 +155,15 @@ def test_recommendations_follow_the_bands_and_the_decay():
         drift.recommendations(stable, quiet, alert_psi=0.25, alert_decay=0.05, missing_change=0.05)
         == []
     )
+
+
+def test_concept_drift_is_detected_at_the_start_of_its_unbroken_run() -> None:
+    hour = [datetime(2026, 11, 26, h, tzinfo=UTC) for h in range(6)]
+    # newest first: above 0.05 for the newest three, below before that
+    checks = [(hour[5], 0.09), (hour[4], 0.07), (hour[3], 0.06), (hour[2], 0.01), (hour[1], 0.2)]
+    assert drift.detected_at(checks, 0.05) == hour[3]
+    assert drift.detected_at(checks[:1], 0.05) == hour[5]
+    # the newest not above it (or unmeasured): not drifting now
+    assert drift.detected_at([(hour[5], 0.05), *checks[1:]], 0.05) is None
+    assert drift.detected_at([(hour[5], None), *checks[1:]], 0.05) is None
+    assert drift.detected_at([], 0.05) is None

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
 
 from app.main import create_app
 from ml.auto_retrain import MIN_OUTCOMES
+from ml.drift import detected_at
 from tests.client import Persona, login
 from tests.conftest import ServerThread, fetch, seeded_database, settings_for
 from tests.resolvers.test_ml_models import FAST, RETRAIN, wait_for_job
@@ -23,6 +25,7 @@ CLOSE = """
 mutation Close($id: ID!) { updateLead(id: $id, input: {stage: LOST}) { id stage } }
 """
 DEPLOY = "mutation Deploy($id: ID!) { deployModel(id: $id) { champion { id } } }"
+CONCEPT = "query Concept($id: ID!) { model(id: $id) { drift { conceptDrift { detectedAt } } } }"
 PERFORMANCE = """
 query Performance($id: ID!) {
   model(id: $id) { performance(period: D7) { evaluatedCount accuracy alerts { type value } } }
@@ -167,3 +170,14 @@ def test_drift_beyond_the_threshold_retrains_a_champion_when_drift_detection_is_
     alerts = admin.execute(PERFORMANCE, id=str(second))["model"]["performance"]["alerts"]
     drift = [a for a in alerts if a["type"] == "DRIFT"]
     assert len(drift) == 1 and drift[0]["value"] == pytest.approx(check["max_psi"])
+    # and conceptDrift.detectedAt reads the stored measurements' concept decay
+    checks = fetch(
+        database,
+        "SELECT checked_at, concept_decay FROM ml_drift_check WHERE model_id = $1 "
+        "ORDER BY checked_at DESC",
+        second,
+    )
+    concept = admin.execute(CONCEPT, id=str(second))["model"]["drift"]["conceptDrift"]
+    want = detected_at([(r["checked_at"], r["concept_decay"]) for r in checks], 0.05)
+    found_at = concept["detectedAt"]
+    assert (None if found_at is None else datetime.fromisoformat(found_at)) == want

@@ -4,7 +4,8 @@ Drift reads the features of a month of leads (seconds on a large workspace), too
 `MlModel.performance`, which runs on every dashboard read. The ML check (ml/watch.py) measures
 each ACTIVE version of a workspace with monitoring.driftDetection on at most once per
 `ml.drift.CHECK_EVERY` and keeps the result here; performance alerts, `mlAnalytics` and the
-automatic retrain read the newest row.
+automatic retrain read the newest row, `conceptDrift.detectedAt` the run of rows whose concept
+decay is above the alert threshold.
 
 Revision ID: 0020
 Revises: 0019
@@ -32,6 +33,7 @@ def upgrade() -> None:
         sa.Column("max_psi", sa.Float(), nullable=True),
         sa.Column("feature", sa.String(length=60), nullable=True),
         sa.Column("current_rows", sa.Integer(), nullable=False),
+        sa.Column("concept_decay", sa.Float(), nullable=True),
         sa.ForeignKeyConstraint(["workspace_id"], ["workspace.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("workspace_id", "id"),
     )
