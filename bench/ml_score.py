@@ -43,6 +43,18 @@ async def champion(db: Database, workspace_id: int, *, new: bool) -> registry.Ml
     return model
 
 
+def busy_cpu_seconds() -> float:
+    """The machine's CPU time spent busy so far (every process: Postgres and this one), from
+    /proc/stat; 0 where there is none."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(x) for x in stat.readline().split()[1:]]
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
 async def main(url: str, new: bool) -> None:
     db = Database(url, pool_size=4)
 
@@ -57,12 +69,13 @@ async def main(url: str, new: bool) -> None:
             workspaces = list(
                 (await session.execute(sa.text("SELECT id FROM workspace ORDER BY id"))).scalars()
             )
-        total_leads, total_s = 0, 0.0
+        total_leads, total_s, total_cpu = 0, 0.0, 0.0
         for workspace_id in workspaces:
             model = await champion(db, workspace_id, new=new)
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), busy_cpu_seconds()
             summary = await score_leads(db, model, None, progress=progress, scored=scored)
             elapsed = time.perf_counter() - started
+            total_cpu += busy_cpu_seconds() - cpu
             total_leads += summary["successful"]
             total_s += elapsed
             print(
@@ -74,6 +87,11 @@ async def main(url: str, new: bool) -> None:
         print(
             f"total: {total_leads:,} leads in {total_s:.1f} s ({total_leads / total_s:,.0f}/s), "
             f"{os.cpu_count()} CPUs, peak RSS {peak_mb:.0f} MB"
+        )
+        # CPU-bound when this is near the CPUs times the wall time
+        print(
+            f"machine CPU busy {total_cpu:.1f} s of {total_s * (os.cpu_count() or 1):.1f} s "
+            "(every process: Postgres and this one)"
         )
     finally:
         await db.dispose()
