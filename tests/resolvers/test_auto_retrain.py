@@ -61,6 +61,24 @@ def auto_jobs(database: str) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
+def lose_predicted_winners(admin: Persona, database: str, model_id: int, count: int) -> None:
+    """Close as LOST, through the API, `count` open leads the version predicted to convert
+    (its stored probability at or above its decision threshold)."""
+    doomed = fetch(
+        database,
+        "SELECT l.id FROM lead l JOIN lead_score s ON s.workspace_id = l.workspace_id "
+        "AND s.lead_id = l.id AND s.model_id = $2 JOIN ml_model m ON m.id = s.model_id "
+        "WHERE l.workspace_id = $1 AND l.stage NOT IN ('WON', 'LOST') "
+        "AND s.probability >= (m.metrics->'test'->>'threshold')::float ORDER BY l.id LIMIT $3",
+        ACME,
+        model_id,
+        count,
+    )
+    assert len(doomed) == count
+    for row in doomed:
+        assert admin.execute(CLOSE, id=str(row["id"]))["updateLead"]["stage"] == "LOST"
+
+
 @pytest.fixture(scope="module")
 def champion(admin: Persona, database: str) -> dict[str, Any]:
     """Given autoRetrain and driftDetection off, a first model trained (promoted) and every
@@ -75,8 +93,7 @@ def champion(admin: Persona, database: str) -> dict[str, Any]:
     assert scored["status"] == "SUCCEEDED", scored
     row = fetch(
         database,
-        "SELECT id, (metrics->'test'->>'accuracy')::float AS accuracy, "
-        "(metrics->'test'->>'threshold')::float AS threshold FROM ml_model WHERE id = $1",
+        "SELECT id, (metrics->'test'->>'accuracy')::float AS accuracy FROM ml_model WHERE id = $1",
         int(done["result"]["modelId"]),
     )[0]
     return dict(row)
@@ -86,19 +103,7 @@ def test_a_champion_proved_wrong_is_retrained_once_when_auto_retrain_is_on(
     champion: dict[str, Any], admin: Persona, database: str
 ) -> None:
     # given open leads the champion predicted to convert, closed as LOST through the API
-    doomed = fetch(
-        database,
-        "SELECT l.id FROM lead l JOIN lead_score s ON s.workspace_id = l.workspace_id "
-        "AND s.lead_id = l.id AND s.model_id = $2 WHERE l.workspace_id = $1 "
-        "AND l.stage NOT IN ('WON', 'LOST') AND s.probability >= $3 ORDER BY l.id LIMIT $4",
-        ACME,
-        champion["id"],
-        champion["threshold"],
-        MIN_OUTCOMES + 10,
-    )
-    assert len(doomed) == MIN_OUTCOMES + 10
-    for row in doomed:
-        assert admin.execute(CLOSE, id=str(row["id"]))["updateLead"]["stage"] == "LOST"
+    lose_predicted_winners(admin, database, champion["id"], MIN_OUTCOMES + 10)
     performance = admin.execute(PERFORMANCE, id=str(champion["id"]))["model"]["performance"]
     assert performance["evaluatedCount"] >= MIN_OUTCOMES + 10
     drop = champion["accuracy"] - performance["accuracy"]

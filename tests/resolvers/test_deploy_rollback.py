@@ -14,6 +14,7 @@ from app.main import create_app
 from ml.performance import TRUSTED_OUTCOMES
 from tests.client import Persona, login
 from tests.conftest import ServerThread, fetch, seeded_database, settings_for
+from tests.resolvers.test_auto_retrain import lose_predicted_winners
 from tests.resolvers.test_ml_models import FAST, RETRAIN, wait_for_job
 from tests.resolvers.test_ml_registry import UPDATE_CONFIG
 
@@ -33,7 +34,6 @@ query Model($id: ID!) {
 }
 """
 SCORE = "mutation Score($model: ID) { scoreLeads(model: $model) { id } }"
-CLOSE = "mutation Close($id: ID!) { updateLead(id: $id, input: {stage: LOST}) { stage } }"
 
 
 @pytest.fixture(scope="module")
@@ -131,24 +131,7 @@ def test_a_monitored_champion_that_alerts_is_rolled_back(
     time.sleep(4 * CHECK_SECONDS)
     assert admin.execute(MODEL, id=second)["model"]["alias"] == "champion"
     # when leads it predicted to convert are lost, past the accuracy-drop threshold
-    threshold = fetch(
-        database,
-        "SELECT (metrics->'test'->>'threshold')::float FROM ml_model WHERE id = $1",
-        int(second),
-    )[0][0]
-    doomed = fetch(
-        database,
-        "SELECT l.id FROM lead l JOIN lead_score s ON s.workspace_id = l.workspace_id "
-        "AND s.lead_id = l.id AND s.model_id = $2 WHERE l.workspace_id = $1 "
-        "AND l.stage NOT IN ('WON', 'LOST') AND s.probability >= $3 ORDER BY l.id LIMIT $4",
-        ACME,
-        int(second),
-        threshold,
-        TRUSTED_OUTCOMES + 10,
-    )
-    assert len(doomed) == TRUSTED_OUTCOMES + 10
-    for row in doomed:
-        admin.execute(CLOSE, id=str(row["id"]))
+    lose_predicted_winners(admin, database, int(second), TRUSTED_OUTCOMES + 10)
     # then the next check moves the champion back to the first version
     deadline = time.monotonic() + 30
     while admin.execute(MODEL, id=first)["model"]["alias"] != "champion":
