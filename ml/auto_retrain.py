@@ -166,8 +166,12 @@ async def check_all(db: Database) -> list[Job]:
     async with db.session() as session:
         workspaces = list((await session.execute(_WITH_CHAMPION)).scalars())
     queued = []
-    for workspace_id in workspaces:
-        job = await check_workspace(db, workspace_id)
+    for workspace_id in workspaces:  # one workspace's failure does not stop the others'
+        try:
+            job = await check_workspace(db, workspace_id)
+        except Exception:
+            log.exception("auto-retrain check of workspace %s failed", workspace_id)
+            continue
         if job is not None:
             queued.append(job)
     return queued

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -43,6 +44,8 @@ from models.errors import BadUserInput
 from models.ml_models import MlDriftCheck, MlModel, ModelStatus, latest_check, load_config
 
 STABLE, MAJOR = 0.1, 0.25
+log = logging.getLogger(__name__)
+
 EPSILON = 1e-4
 DECILES = [q / 10 for q in range(1, 10)]
 MAX_WINDOW_DAYS = 365
@@ -419,7 +422,13 @@ async def check_due(db: Database, now: datetime | None = None) -> list[MlDriftCh
             last = await latest_check(session, model.workspace_id, model.id)
             if last is None or last.checked_at <= now - CHECK_EVERY:
                 due.append(model)
-    return [await record_check(db, model) for model in due]
+    found = []
+    for model in due:  # one version's failure does not stop the others'
+        try:
+            found.append(await record_check(db, model))
+        except Exception:
+            log.exception("drift measurement of model %s failed", model.id)
+    return found
 
 
 def detected_at(checks: list[tuple[datetime, float | None]], threshold: float) -> datetime | None:

@@ -21,9 +21,22 @@ Changed = Callable[[list[Job], list[deployment.Deployment]], Awaitable[None]]
 
 
 async def check(db: Database) -> tuple[list[Job], list[deployment.Deployment]]:
-    rolled_back = await deployment.check_rollbacks(db)
-    await drift.check_due(db)
-    return await auto_retrain.check_all(db), rolled_back
+    """One pass; a step that fails is logged and the next one still runs."""
+    rolled_back: list[deployment.Deployment] = []
+    jobs: list[Job] = []
+    try:
+        rolled_back = await deployment.check_rollbacks(db)
+    except Exception:
+        log.exception("ML check: rollback plans failed")
+    try:
+        await drift.check_due(db)
+    except Exception:
+        log.exception("ML check: drift measurements failed")
+    try:
+        jobs = await auto_retrain.check_all(db)
+    except Exception:
+        log.exception("ML check: automatic retraining failed")
+    return jobs, rolled_back
 
 
 async def run_periodically(db: Database, every_seconds: float, changed: Changed) -> None:
