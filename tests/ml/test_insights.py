@@ -29,7 +29,7 @@ ACME = 1
 def url(admin_database_url: str) -> str:
     """`tiny`, with Acme's open leads scored 30 + id % 20, except two segments this test makes:
     15 open leads moved to (Testville, CONDO, IMMEDIATE) score 80, 12 to (Testville, LAND,
-    BROWSING) score 55."""
+    BROWSING) score 55; the first condo cluster also gets closed look-alikes (3 WON, 5 LOST)."""
     url = seeded_database(admin_database_url, "dashgraph_insights_ml", "tiny", now=NOW)
     rows = fetch(
         url,
@@ -38,6 +38,16 @@ def url(admin_database_url: str) -> str:
     )
     ids = [r["id"] for r in rows]
     made = {"CONDO": (ids[0:30:2], "IMMEDIATE", 80), "LAND": (ids[1:24:2], "BROWSING", 55)}
+    for stage, n in (("WON", 3), ("LOST", 5)):
+        fetch(
+            url,
+            "UPDATE lead SET location = 'Testville', property_type = 'CONDO', "
+            "timeline = 'IMMEDIATE' WHERE workspace_id = $1 AND id IN (SELECT id FROM lead "
+            "WHERE workspace_id = $1 AND stage = $2 ORDER BY id LIMIT $3)",
+            ACME,
+            stage,
+            n,
+        )
     values = {i: 30 + i % 20 for i in ids}
     for kind, (members, timeline, score) in made.items():
         fetch(
@@ -196,10 +206,19 @@ def test_high_value_clusters_match_a_recomputation(url: str, admin: Scope) -> No
         assert found.impact.value == want["impact"]
         assert found.confidence == pytest.approx(1 - 1 / math.sqrt(want["n"]))
         assert found.recommendations and str(want["n"]) in found.recommendations[0].action
+        # working them first should bring the wins their closed look-alikes' rate predicts
+        impact = found.recommendations[0].expected_impact
+        if want["rate"] is None:
+            assert impact is None
+        else:
+            assert impact is not None
+            assert f"About {round(want['n'] * want['rate'])} wins" in impact
     # most important first
     ranks = [("HIGH", "MEDIUM", "LOW").index(i.impact.value) for i in report.insights]
     assert ranks == sorted(ranks)
     assert report.insights[0].impact is Impact.HIGH
+    condos = expected["cluster:Testville|CONDO|IMMEDIATE"]
+    assert (condos["closed"], condos["rate"]) == (8, 3 / 8)
 
 
 def test_limit_cuts_the_list_not_the_summary(url: str, admin: Scope) -> None:
