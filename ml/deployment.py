@@ -13,8 +13,9 @@ validated before any change, every change audited):
 - rollback (`id` is the champion or the challenger, `rollbackTo` another version): the
   champion alias moves to `rollbackTo`, the version rolled back is RETIRED, and any A/B test
   ends. An ended challenger is RETIRED with `ab_ends_at` set to when it ended.
-- validation results (seed 003 `validationResults`): minimums the version's test-split metrics
-  must meet, or the deployment is refused naming each metric short of its minimum.
+- validation results (seed 003 `validationResults`): minimums the test-split metrics of the
+  version that will serve (`id`, or `rollbackTo`) must meet, or the deployment is refused
+  naming each metric short of its minimum.
 - a rollback plan (deploy as champion only; seed 003 `rollbackPlan`): the version to fall back
   to (default: the champion replaced) and a monitoring period. Until it ends, the server's ML
   check (ml/watch.py, `check_rollbacks`) rolls the champion back at once when its
@@ -216,8 +217,9 @@ async def deploy(
     if ab_test is not None:
         v.check(champ is not None, "id", "no champion to test against: deploy without abTest")
         v.check(champ is None or champ.id != model.id, "id", "is the champion")
+    serving = target if target is not None else model  # the version the minimums are for
     for metric, minimum in required.items():
-        measured = registry.test_metric(model, VALIDATION_METRICS[metric])
+        measured = registry.test_metric(serving, VALIDATION_METRICS[metric])
         v.check(
             measured is not None and measured >= minimum,
             f"validationResults.{metric}",
