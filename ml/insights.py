@@ -17,9 +17,10 @@ Rules (the thresholds are the constants below):
   CANDIDATE whose test AUC beats the champion's by AUC_STEPS (absolute).
 - OPERATIONAL: open high-value leads (score >= HIGH_VALUE_SCORE) with no activity for IDLE_DAYS
   (their share of the open high-value leads, IDLE_STEPS); and the share of new leads given a
-  first response (a call or email sent) within RESPONSE_WITHIN, this window against the
-  previous one (leads at least that old; MIN_TREND_SAMPLE in both, absolute change,
-  RATE_STEPS).
+  first response (a call or email sent) within RESPONSE_WITHIN, over the last RESPONSE_SPAN
+  (the period when shorter) against the span before (leads at least RESPONSE_WITHIN old;
+  MIN_TREND_SAMPLE in both, absolute change, RATE_STEPS): operations move week to week, and a
+  year of leads joined to their engagement would cost the field ~0.5 s on a large workspace.
 Impact is graded by the same steps: below the first no insight, then LOW, MEDIUM from the
 second, HIGH from the third. Confidence is `ml.market.confidence(n)` = 1 - 1/sqrt(n) of the
 smallest sample behind the insight.
@@ -56,6 +57,7 @@ AUC_STEPS = (0.005, 0.01, 0.02)  # a candidate's test AUC above the champion's
 IDLE_STEPS = (0.10, 0.25, 0.50)  # share of open high-value leads gone idle
 IDLE_DAYS = 7
 RESPONSE_WITHIN = timedelta(hours=24)
+RESPONSE_SPAN = timedelta(days=30)
 INSIGHT_TIMEFRAMES = tuple(market.TIMEFRAMES)
 SEGMENTS = ("source", "property_type", "location")
 _LABELS = {"source": "source", "property_type": "property type", "location": "location"}
@@ -569,7 +571,8 @@ async def operation_rows(session: AsyncSession, scope: Scope, w: market.Windows)
         )
     ).one()
     answered = col(LeadEngagement.first_response_at) < col(Lead.created_at) + RESPONSE_WITHIN
-    current = col(Lead.created_at) >= w.middle
+    span = min(w.end - w.middle, RESPONSE_SPAN)
+    current = col(Lead.created_at) >= w.end - span
     new = (
         await session.execute(
             sa.select(
@@ -588,7 +591,7 @@ async def operation_rows(session: AsyncSession, scope: Scope, w: market.Windows)
             )
             .where(
                 scope.leads(Lead),
-                col(Lead.created_at) >= w.start,
+                col(Lead.created_at) >= w.end - 2 * span,
                 col(Lead.created_at) < w.end - RESPONSE_WITHIN,
             )
         )

@@ -27,7 +27,7 @@ strawberry.enum(
     "MODEL_PERFORMANCE (ADMIN; none for other roles): the serving versions' alerts over the "
     "window and candidates whose test AUC beats the champion's; OPERATIONAL: open high-value "
     "leads idle for 7 days, and the share of new leads given a first response within 24 h, "
-    "window against window",
+    "the last 30 days (or the period if shorter) against the 30 before",
 )
 strawberry.enum(InsightType, name="MlInsightType")
 strawberry.enum(Impact, description="Graded by documented thresholds on each insight's numbers")
