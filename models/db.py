@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 import sqlalchemy as sa
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlmodel import Field
 
 TZ = sa.DateTime(timezone=True)
@@ -132,16 +133,37 @@ async def copy_frame(
         )
     compiled = statement.compile(dialect=db.engine.dialect)
     args = [params[name] for name in compiled.positiontup or ()]
+    async with db.session() as session:
+        return await _copy(session, compiled.string, args, schema)
+
+
+async def copy_select(
+    session: AsyncSession, statement: sa.ClauseElement, schema: Mapping[str, Any]
+) -> pl.DataFrame:
+    """`copy_frame` for a Core select, in the caller's session (its transaction and plans):
+    the columns `schema` names, in order, with their types."""
+    compiled = cast(
+        SQLCompiler,
+        statement.compile(
+            dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True}
+        ),
+    )
+    args = [compiled.params[name] for name in compiled.positiontup or ()]
+    return await _copy(session, compiled.string, args, schema)
+
+
+async def _copy(
+    session: AsyncSession, sql: str, args: list[Any], schema: Mapping[str, Any]
+) -> pl.DataFrame:
     chunks: list[bytes] = []
 
     async def collect(chunk: bytes) -> None:
         chunks.append(chunk)
 
-    async with db.session() as session:
-        connection = await session.connection()
-        raw = (await connection.get_raw_connection()).driver_connection
-        assert raw is not None
-        await raw.copy_from_query(compiled.string, *args, output=collect, format="csv")
+    connection = await session.connection()
+    raw = (await connection.get_raw_connection()).driver_connection
+    assert raw is not None
+    await raw.copy_from_query(sql, *args, output=collect, format="csv")
     names = list(schema)
     if not chunks:
         return pl.DataFrame(schema=dict(schema))

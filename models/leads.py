@@ -144,6 +144,14 @@ class LeadEvent(SQLModel, table=True):
                 "type = 'STAGE_CHANGE' AND to_stage IN ('WON', 'LOST') AND agent_id IS NOT NULL"
             ),
         ),
+        # the moves to LOST of a window: when a LOST lead closed (ml/market.py)
+        sa.Index(
+            "ix_lead_event_lost",
+            "workspace_id",
+            "occurred_at",
+            postgresql_include=["lead_id"],
+            postgresql_where=sa.text("to_stage = 'LOST'"),
+        ),
     )
 
 

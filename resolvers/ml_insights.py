@@ -338,8 +338,11 @@ class MarketInsights:
 async def ml_insights_field(
     info: Info, scope: Scope, category: InsightCategory | None, limit: int, period: Period
 ) -> MlInsights:
-    report = await insights_report(info.context, scope, category, limit, period)
-    return MlInsights.from_report(report)
+    async def compute() -> InsightReport:
+        return await insights_report(info.context, scope, category, limit, period)
+
+    key = ("mlInsights", category, limit, period)
+    return MlInsights.from_report(await info.context.cached(scope, key, compute))
 
 
 async def market_insights_field(
@@ -349,12 +352,15 @@ async def market_insights_field(
     property_type: PropertyType | None,
     timeframe: Period,
 ) -> MarketInsights:
-    async with info.context.db.custom_plans() as session:
-        found = await market.market_insights(
-            session,
-            scope,
-            location=location,
-            property_type=None if property_type is None else property_type.value,
-            timeframe=timeframe.value,
-        )
-    return MarketInsights.from_model(found)
+    async def compute() -> market.MarketInsights:
+        async with info.context.db.custom_plans() as session:
+            return await market.market_insights(
+                session,
+                scope,
+                location=location,
+                property_type=None if property_type is None else property_type.value,
+                timeframe=timeframe.value,
+            )
+
+    key = ("marketInsights", location, property_type, timeframe)
+    return MarketInsights.from_model(await info.context.cached(scope, key, compute))

@@ -246,6 +246,35 @@ def test_unknown_category_and_short_period_are_refused(admin: Persona) -> None:
     assert code_of(admin, INSIGHTS, category=None, limit=5, period="H1") == "BAD_USER_INPUT"
 
 
+CACHE = "query Cache { realtimeStatus { cache { hits misses } } }"
+CREATE_IN_ACME = 'mutation { createLead(input: {name: "Cache Buster", source: WEBSITE}) { id } }'
+
+
+def test_a_repeated_read_is_served_from_the_cache_until_a_write(
+    trained: dict[str, Any], admin: Persona
+) -> None:
+    def cache() -> dict[str, int]:
+        return dict(admin.execute(CACHE)["realtimeStatus"]["cache"])
+
+    def read() -> dict[str, Any]:
+        found = admin.execute(INSIGHTS, category="OPERATIONAL", limit=7, period="D7")
+        report: dict[str, Any] = found["workspace"]["mlInsights"]
+        report.pop("generatedAt")  # when this answer was sent
+        return report
+
+    first = read()
+    before = cache()
+    # the same read again is a cache hit with the same answer
+    assert read() == first
+    after = cache()
+    assert (after["hits"], after["misses"]) == (before["hits"] + 1, before["misses"])
+    # a write of the workspace through the API makes the next read compute again
+    admin.execute(CREATE_IN_ACME)
+    again = read()
+    assert cache()["misses"] == after["misses"] + 1
+    assert again["summary"]["leadsAnalysed"] == first["summary"]["leadsAnalysed"] + 1
+
+
 # ---- marketInsights ----------------------------------------------------------------------------
 
 
