@@ -3,7 +3,8 @@
 monitoring period is rolled back), then drift measurements that are due (`drift.check_due`:
 each serving version at most hourly, where driftDetection is on), then automatic retraining
 (`auto_retrain.check_all`).
-Several server processes may run it: each decision re-checks under a lock and is made once."""
+Several server processes may run it: one pass runs at a time, and each decision re-checks
+under a lock and is made once."""
 
 from __future__ import annotations
 
@@ -11,17 +12,37 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+import sqlalchemy as sa
+
 from ml import auto_retrain, deployment, drift
 from models.db import Database
 from models.jobs import Job
 
 log = logging.getLogger(__name__)
 
+_TRY_LOCK = sa.text("SELECT pg_try_advisory_lock(hashtext('ml_check'))")
+_UNLOCK = sa.text("SELECT pg_advisory_unlock(hashtext('ml_check'))")
+
 Changed = Callable[[list[Job], list[deployment.Deployment]], Awaitable[None]]
 
 
 async def check(db: Database) -> tuple[list[Job], list[deployment.Deployment]]:
-    """One pass; a step that fails is logged and the next one still runs."""
+    """One pass, by one process at a time: the others skip theirs (a session advisory lock,
+    held on a connection of its own for the pass)."""
+    async with db.engine.connect() as holder:
+        taken = (await holder.execute(_TRY_LOCK)).scalar_one()
+        await holder.commit()
+        if not taken:
+            return [], []
+        try:
+            return await _steps(db)
+        finally:
+            await holder.execute(_UNLOCK)
+            await holder.commit()
+
+
+async def _steps(db: Database) -> tuple[list[Job], list[deployment.Deployment]]:
+    """Each step; a step that fails is logged and the next one still runs."""
     rolled_back: list[deployment.Deployment] = []
     jobs: list[Job] = []
     try:
