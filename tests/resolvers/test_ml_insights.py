@@ -164,6 +164,23 @@ def trained(admin: Persona) -> dict[str, Any]:
     return result
 
 
+def record_ago(
+    database: str, model_id: str, ago: timedelta, bucket: int, calls: int, ms: float, errors: int
+) -> None:
+    """Online predictions of the version `ago` before this minute (record_predictions)."""
+    minute = datetime.now(UTC).replace(second=0, microsecond=0)
+    record_predictions(
+        database,
+        ACME,
+        int(model_id),
+        minute - ago,
+        bucket=bucket,
+        calls=calls,
+        latency_ms=ms,
+        errors=errors,
+    )
+
+
 def when(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
@@ -404,19 +421,9 @@ def test_ml_analytics_latency_errors_accuracy_and_alerts_come_from_the_rows(
     trained: dict[str, Any], admin: Persona, insights_database: str
 ) -> None:
     champion = trained["modelId"]
-    now = datetime.now(UTC).replace(second=0, microsecond=0)
 
     def record(ago: timedelta, bucket: int, calls: int, ms: float, errors: int) -> None:
-        record_predictions(
-            insights_database,
-            ACME,
-            int(champion),
-            now - ago,
-            bucket=bucket,
-            calls=calls,
-            latency_ms=ms,
-            errors=errors,
-        )
+        record_ago(insights_database, champion, ago, bucket, calls, ms, errors)
 
     # given the champion's fast predictions of the week before, and slow ones (some failing)
     # two days ago: its p95 went up by far more than the ML config's 100 ms
@@ -480,22 +487,12 @@ def test_model_performance_insights_are_the_serving_versions_alerts(
     trained: dict[str, Any], admin: Persona, user: Persona, insights_database: str
 ) -> None:
     champion = trained["modelId"]
-    now = datetime.now(UTC).replace(second=0, microsecond=0)
     # given the champion's fast predictions of last week and slow ones since
     for ago, bucket, calls, ms in (
         (timedelta(days=10), 2, 300, 1.5),
         (timedelta(days=3), 10, 90, 650.0),
     ):
-        record_predictions(
-            insights_database,
-            ACME,
-            int(champion),
-            now - ago,
-            bucket=bucket,
-            calls=calls,
-            latency_ms=ms,
-            errors=0,
-        )
+        record_ago(insights_database, champion, ago, bucket, calls, ms, 0)
     alerts = admin.execute(SERVING, period="D7")["mlAnalytics"]["alerts"]
     found = admin.execute(INSIGHTS, category="MODEL_PERFORMANCE", limit=50, period="D7")
     risks = [i for i in found["workspace"]["mlInsights"]["insights"] if i["type"] == "RISK"]
