@@ -16,6 +16,7 @@ from resolvers.context import Context, Info
 from resolvers.enums import Granularity, Period
 from resolvers.ids import parse_id
 from resolvers.ml_models import MlModel
+from resolvers.ml_performance import ALERT_SEVERITY, ALERT_TYPE
 
 # cpu_percent measures since its previous call: prime it once so the first answer means something
 _PROCESS = psutil.Process()
@@ -116,11 +117,8 @@ class MlTrendPoint:
 @strawberry.type(description="A serving version's alert over the period, and what to do")
 class MlAnalyticsAlert:
     model: MlModel
-    type: str = strawberry.field(
-        description="ACCURACY_DROP, LATENCY_INCREASE or DRIFT (the newest drift measurement of "
-        "the period, taken hourly by the server where monitoring.driftDetection is on)"
-    )
-    severity: str = strawberry.field(description="WARNING; CRITICAL beyond twice the threshold")
+    type: str = strawberry.field(description=ALERT_TYPE)
+    severity: str = strawberry.field(description=ALERT_SEVERITY)
     message: str
     value: float
     threshold: float

@@ -30,15 +30,22 @@ class DailyModelPerformance:
     )
 
 
+# shared by `MlModel.performance` and `mlAnalytics` alerts
+ALERT_TYPE = (
+    "ACCURACY_DROP, LATENCY_INCREASE or DRIFT (the newest drift measurement of the period, "
+    "taken hourly by the server where monitoring.driftDetection is on)"
+)
+ALERT_SEVERITY = "WARNING; CRITICAL beyond twice the threshold"
+
+
 @strawberry.type(description="A threshold of the ML config crossed (seed 003 alerts)")
 class ModelAlert:
-    type: str = strawberry.field(
-        description="ACCURACY_DROP, LATENCY_INCREASE or DRIFT (the newest drift measurement of "
-        "the period, taken hourly by the server where monitoring.driftDetection is on)"
-    )
-    severity: str = strawberry.field(description="WARNING; CRITICAL beyond twice the threshold")
+    type: str = strawberry.field(description=ALERT_TYPE)
+    severity: str = strawberry.field(description=ALERT_SEVERITY)
     message: str
-    value: float = strawberry.field(description="The accuracy drop (0..1) or the p95 increase (ms)")
+    value: float = strawberry.field(
+        description="The accuracy drop (0..1), the p95 increase (ms) or the highest PSI"
+    )
     threshold: float = strawberry.field(description="The ML config's alert threshold")
     timestamp: datetime = strawberry.field(
         description="When it held: the end of the period it was computed over (now)"
