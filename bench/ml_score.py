@@ -4,6 +4,7 @@ current score on lead), through `app.ml_jobs.score_leads`, the `ml.score` job's 
 
     python bench/ml_score.py                  # rescoring by the current champions
     python bench/ml_score.py --new-champion   # first scoring by a new champion
+    python bench/ml_score.py --unscored       # every current score cleared first: all change
 
 Needs the `large` bench database (`bench/seed_large.py`; DASHGRAPH_DATABASE_URL names it,
 default postgresql://postgres@127.0.0.1:5432/dashgraph_bench). A workspace without a champion
@@ -18,6 +19,7 @@ import os
 import resource
 import time
 
+import asyncpg
 import sqlalchemy as sa
 
 from app.ml_jobs import score_leads
@@ -55,7 +57,26 @@ def busy_cpu_seconds() -> float:
     return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
-async def main(url: str, new: bool) -> None:
+async def current_scores(db: Database) -> dict[int, int | None]:
+    """Every lead's current score (not timed): what a run changed is the difference."""
+    async with db.session() as session:
+        rows = await session.execute(sa.text("SELECT id, score FROM lead"))
+        return dict(rows.tuples().all())
+
+
+async def clear_scores(url: str) -> None:
+    """Every lead's current score cleared and `lead` vacuumed (not timed), so that the run
+    changes all of them, as a first scoring does; the history stays (the rollups' probes find
+    it, as for a new champion)."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("UPDATE lead SET score = NULL WHERE score IS NOT NULL")
+        await conn.execute("VACUUM ANALYZE lead")
+    finally:
+        await conn.close()
+
+
+async def main(url: str, new: bool, unscored: bool) -> None:
     db = Database(url, pool_size=4)
 
     async def progress(fraction: float, stage: str) -> None:
@@ -65,6 +86,9 @@ async def main(url: str, new: bool) -> None:
         return None
 
     try:
+        if unscored:
+            await clear_scores(url)
+        before = await current_scores(db)
         async with db.session() as session:
             workspaces = list(
                 (await session.execute(sa.text("SELECT id FROM workspace ORDER BY id"))).scalars()
@@ -84,6 +108,9 @@ async def main(url: str, new: bool) -> None:
                 f"{elapsed:.1f} s ({summary['successful'] / elapsed:,.0f}/s), "
                 f"average score {summary['averageScore']:.1f}"
             )
+        after = await current_scores(db)
+        changed = sum(1 for lead, score in after.items() if before.get(lead) != score)
+        print(f"current scores changed: {changed:,} of {len(after):,} ({changed / len(after):.0%})")
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(
             f"total: {total_leads:,} leads in {total_s:.1f} s ({total_leads / total_s:,.0f}/s), "
@@ -106,8 +133,13 @@ if __name__ == "__main__":
         action="store_true",
         help="promote a freshly trained model first, so every stored score is of another version",
     )
+    parser.add_argument(
+        "--unscored",
+        action="store_true",
+        help="clear every lead's current score first, so the run changes all of them",
+    )
     args = parser.parse_args()
     url = os.environ.get(
         "DASHGRAPH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/dashgraph_bench"
     )
-    asyncio.run(main(url, args.new_champion))
+    asyncio.run(main(url, args.new_champion, args.unscored))

@@ -26,8 +26,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def tenant_key() -> Any:
-    """`workspace_id` column that leads the primary key of every tenant-owned table."""
+def tenant_key(*, foreign_key: bool = True) -> Any:
+    """`workspace_id` column that leads the primary key of every tenant-owned table.
+
+    `foreign_key=False` for bulk-written tables whose per-row check costs more than it guards
+    (the score history: a trigger removes a deleted workspace's rows instead)."""
+    if not foreign_key:
+        return Field(primary_key=True)
     return Field(primary_key=True, foreign_key="workspace.id", ondelete="CASCADE")
 
 

@@ -187,12 +187,13 @@ class LeadScore(SQLModel, table=True):
     """Score history: one row per scoring of a lead by a model version.
 
     Append-only and bulk-written (COPY, a million rows per full rescoring), so it has no
-    foreign key to `lead` (the per-row check was 40% of the COPY); leads are never deleted
-    on their own, and a workspace's deletion still cascades here."""
+    foreign keys: to `lead` the per-row check was 40% of the COPY (migration 0008), to
+    `workspace` half of what remained (0022). Leads are never deleted on their own, and a
+    workspace's deletion still removes its rows (0022's statement trigger)."""
 
     __tablename__ = "lead_score"
 
-    workspace_id: int = tenant_key()
+    workspace_id: int = tenant_key(foreign_key=False)
     id: int | None = row_id()
     lead_id: int = Field(sa_type=sa.BigInteger)
     model_id: int | None = Field(default=None, sa_type=sa.BigInteger)

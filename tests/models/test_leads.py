@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from models import leads
 from models.db import Database
@@ -87,3 +88,46 @@ def test_a_stage_change_from_another_stage_is_refused(
         record(database_url, admin, LeadEventInput(lead_id=new_lead, **values))
     assert field in refused.value.details["fields"]
     assert sql(FINGERPRINT) == before
+
+
+def test_a_deleted_workspace_takes_its_score_history_with_it(database_url: str, sql: Any) -> None:
+    """`lead_score` has no foreign keys (bulk COPY speed, migrations 0008 and 0022); a
+    workspace's deletion still removes its history, and only its."""
+    others_before = sql("SELECT count(*) AS n FROM lead_score")[0]["n"]
+
+    async def go() -> int:
+        db = Database(database_url, pool_size=1)
+        try:
+            async with db.transaction() as session:
+                workspace = await session.execute(
+                    sa.text(
+                        "INSERT INTO workspace (name, slug, timezone, created_at)"
+                        " VALUES ('Doomed', 'doomed', 'UTC', now()) RETURNING id"
+                    )
+                )
+                workspace_id = int(workspace.scalar_one())
+                await leads.store_scores(
+                    session,
+                    workspace_id,
+                    None,
+                    "1",
+                    [1, 2, 3],
+                    [10, 20, 30],
+                    [0.1, 0.2, 0.3],
+                    [0.8, 0.6, 0.4],
+                )
+            return workspace_id
+        finally:
+            await db.dispose()
+
+    workspace_id = asyncio.run(go())
+    assert (
+        sql("SELECT count(*) AS n FROM lead_score WHERE workspace_id = $1", workspace_id)[0]["n"]
+        == 3
+    )
+    sql("DELETE FROM workspace WHERE id = $1", workspace_id)
+    assert (
+        sql("SELECT count(*) AS n FROM lead_score WHERE workspace_id = $1", workspace_id)[0]["n"]
+        == 0
+    )
+    assert sql("SELECT count(*) AS n FROM lead_score")[0]["n"] == others_before
