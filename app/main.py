@@ -372,6 +372,7 @@ def create_app(
                 "mutation": settings.rate_limit_mutation,
                 "login": settings.rate_limit_login,
                 "subscription": settings.rate_limit_subscription,
+                "scoring": settings.rate_limit_scoring,
                 "batchScoring": settings.rate_limit_batch_scoring,
             },
         )

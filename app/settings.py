@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     rate_limit_mutation: str = "100/minute"
     rate_limit_login: str = "10/minute"
     rate_limit_subscription: str = "500/minute"  # seed 000: real-time updates
+    # seed 003: individual scoring, a query of only `lead` / `predictConversion` (instead of
+    # the query limit)
+    rate_limit_scoring: str = "500/minute"
     rate_limit_batch_scoring: str = "50/minute"  # seed 003: scoreLeads, on top of mutations
 
     # live

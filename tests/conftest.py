@@ -127,6 +127,7 @@ def settings_for(database_url: str, **overrides: Any) -> Settings:
         "rate_limit_mutation": "100000/minute",
         "rate_limit_login": "100000/minute",
         "rate_limit_subscription": "100000/minute",
+        "rate_limit_scoring": "100000/minute",
     }
     values.update(overrides)
     return Settings(**values)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -22,6 +23,7 @@ def strict_server(database_url: str) -> Iterator[ServerThread]:
         rate_limit_query="3/minute",
         rate_limit_mutation="50/minute",
         rate_limit_login="3/minute",
+        rate_limit_scoring="5/minute",
         run_workers=False,
     )
     with ServerThread(create_app(settings)) as server:
@@ -38,6 +40,32 @@ def test_queries_are_limited_per_viewer(strict_server: ServerThread) -> None:
     assert 0 < error["extensions"]["details"]["retryAfter"] <= 60
     # another viewer has a window of their own
     assert user.execute(VIEWER)["viewer"]["email"] == "user@acme.example"
+
+
+LEAD = "query Lead($id: ID!) { lead(id: $id) { id } }"
+LEAD_AND_VIEWER = "query Both($id: ID!) { lead(id: $id) { id } viewer { email } }"
+
+
+def test_individual_scoring_has_a_limit_of_its_own(strict_server: ServerThread, sql: Any) -> None:
+    """Seed 003: individual scoring 500 a minute, analytics 200. A query selecting only `lead`
+    (or `predictConversion`) counts against the scoring limit, not the query limit."""
+    lead_id = str(
+        sql(
+            "SELECT l.id FROM lead l JOIN workspace w ON w.id = l.workspace_id"
+            " WHERE w.slug = 'acme' ORDER BY l.id LIMIT 1"
+        )[0]["id"]
+    )
+    admin = login(strict_server.url, "admin@acme.example")
+    for _ in range(3):
+        admin.execute(VIEWER)
+    assert admin.error(VIEWER)["extensions"]["code"] == "RATE_LIMITED"
+    # the query window is full; a query that selects more than scoring fields is refused too
+    assert admin.error(LEAD_AND_VIEWER, id=lead_id)["extensions"]["code"] == "RATE_LIMITED"
+    for _ in range(5):
+        assert admin.execute(LEAD, id=lead_id)["lead"]["id"] == lead_id
+    error = admin.error(LEAD, id=lead_id)
+    assert error["extensions"]["code"] == "RATE_LIMITED"
+    assert "5 per 1 minute" in error["message"]
 
 
 def test_login_is_limited_per_email_even_with_the_right_password(

@@ -1,12 +1,13 @@
 """lead_score: no foreign key to workspace either; a workspace's deletion still removes its
 score history, by a statement trigger
 
-Every row COPY'd into the history paid the key's check (a lookup and a FOR KEY SHARE lock of
-the workspace row; with two batch writers at once, a shared multixact). A 50,000-row chunk
+Every row COPY'd into the history paid the key's check: a lookup and a FOR KEY SHARE lock of
+the workspace row (with two batch writers at once, a shared multixact). A 50,000-row chunk
 took 0.32 s with it and 0.17 s without (psql, rolled back, the rollup trigger off): ~3
-CPU-seconds of a 1M-lead batch scoring. The rows are written only by the server, for a workspace it has just
-read (the scoring model's or the lead's), so the check guarded nothing the code does not; what
-the key still did, cascading a workspace's deletion, the trigger below does per statement.
+CPU-seconds of a 1M-lead batch scoring, though within run-to-run noise (+-1 s) of the whole
+bench. The rows are written only by the server, for a workspace it has just read (the scoring
+model's or the lead's), so the check guarded nothing the code does not; what the key still
+did, cascading a workspace's deletion, the trigger below does per statement.
 
 Revision ID: 0022
 Revises: 0021
