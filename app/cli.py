@@ -11,13 +11,14 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.settings import Settings
 
 if TYPE_CHECKING:
+    from ml.features import DataSource
     from ml.train import TrainParams
     from models.db import Database
 
@@ -62,6 +63,13 @@ def main(argv: list[str] | None = None) -> None:
     train.add_argument("--iterations", type=int, default=300)
     train.add_argument("--depth", type=int, default=6)
     train.add_argument("--learning-rate", type=float, default=0.1)
+    # seed 003 dataSource: learn from the labelled leads created in [FROM, BEFORE)
+    train.add_argument(
+        "--created-from", type=_timestamp, metavar="ISO", help="leads created at or after (UTC)"
+    )
+    train.add_argument(
+        "--created-before", type=_timestamp, metavar="ISO", help="leads created before (UTC)"
+    )
 
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -314,7 +322,16 @@ def _simulate(args: argparse.Namespace) -> None:
         asyncio.run(run(url))
 
 
+def _timestamp(text: str) -> datetime:
+    """An ISO 8601 date or time for a flag (argparse names the flag of a bad one)."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date or time: {text!r}") from None
+
+
 def _train(args: argparse.Namespace) -> None:
+    from ml.features import DataSource
     from ml.train import TrainParams
     from models.errors import DomainError
 
@@ -322,11 +339,13 @@ def _train(args: argparse.Namespace) -> None:
     params = TrainParams(
         iterations=args.iterations, depth=args.depth, learning_rate=args.learning_rate
     )
+    source = DataSource.of(args.created_from, args.created_before)
     try:
         params.validate()  # before starting a database for nothing
+        source.validate()
         with _database(settings) as url:
             _prepare(url)
-            failures = asyncio.run(_run_train(url, args.workspace, params))
+            failures = asyncio.run(_run_train(url, args.workspace, params, source))
     except DomainError as exc:
         fields = exc.details.get("fields") or {}
         problems = "".join(f"\n  {name}: {problem}" for name, problem in fields.items())
@@ -335,7 +354,7 @@ def _train(args: argparse.Namespace) -> None:
         sys.exit(f"dashgraph train: {failures} workspace(s) could not be trained")
 
 
-async def _run_train(url: str, slug: str | None, params: TrainParams) -> int:
+async def _run_train(url: str, slug: str | None, params: TrainParams, source: DataSource) -> int:
     """Train each workspace in turn; returns how many were refused."""
     from models.db import Database
     from models.errors import DomainError, NotFound
@@ -350,7 +369,7 @@ async def _run_train(url: str, slug: str | None, params: TrainParams) -> int:
             raise NotFound(f"no workspace {slug!r}" if slug else "no workspaces: seed first")
         for workspace in found:
             try:
-                result = await _train_workspace(db, workspace.id, workspace.slug, params)
+                result = await _train_workspace(db, workspace.id, workspace.slug, params, source)
             except DomainError as exc:
                 failures += 1
                 print(f"{workspace.slug}: {exc.code}: {exc.message}")
@@ -366,7 +385,7 @@ async def _run_train(url: str, slug: str | None, params: TrainParams) -> int:
 
 
 async def _train_workspace(
-    db: Database, workspace_id: int | None, slug: str, params: TrainParams
+    db: Database, workspace_id: int | None, slug: str, params: TrainParams, source: DataSource
 ) -> dict[str, Any]:
     """One workspace, like the `ml.retrain` job, with a progress bar instead of a job row."""
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
@@ -389,7 +408,13 @@ async def _train_workspace(
 
     with bar:
         result = await train_and_register(
-            db, workspace_id, params, stage=stage, iteration=iteration, reason="dashgraph train"
+            db,
+            workspace_id,
+            params,
+            stage=stage,
+            iteration=iteration,
+            reason="dashgraph train",
+            source=source,
         )
         bar.update(task, completed=1.0, description=f"{slug}: done")
     assert result is not None  # `iteration` never stops the training

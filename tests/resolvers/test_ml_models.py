@@ -13,6 +13,7 @@ import pytest
 from gql.graphql_request import GraphQLRequest
 
 from app.main import create_app
+from tests.app.test_cli import run_train
 from tests.client import Persona, login
 from tests.conftest import ServerThread, fetch, seeded_database, settings_for
 from tests.resolvers.test_subscriptions import subscribed
@@ -358,3 +359,36 @@ def test_a_data_source_too_small_or_backwards_is_refused_at_once(
         assert error["extensions"]["code"] == "BAD_USER_INPUT"
         assert set(error["extensions"]["details"]["fields"]) == {"dataSource.createdBefore"}
     assert count(ml_database, "job") == jobs_before
+
+
+def test_dashgraph_train_takes_a_data_source_too(
+    first_run: list[dict[str, Any]], admin: Persona, ml_database: str
+) -> None:
+    """`dashgraph train --created-from/--created-before` as retrainModel's dataSource (the
+    last test of the module: the version it registers may become champion)."""
+    labelled = fetch(
+        ml_database,
+        "SELECT created_at, stage FROM lead WHERE workspace_id = 1 AND stage IN ('WON', 'LOST') "
+        "AND created_at <= now() - interval '180 days' ORDER BY created_at",
+    )
+    start = labelled[len(labelled) // 4]["created_at"]
+    inside = [r for r in labelled if r["created_at"] >= start]
+    done = run_train(
+        ml_database,
+        "--workspace",
+        "acme",
+        "--iterations",
+        "30",
+        "--created-from",
+        start.isoformat(),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    newest = fetch(ml_database, "SELECT id FROM ml_model WHERE workspace_id = 1 ORDER BY id DESC")
+    model = admin.execute(TRAINING_DATA, id=str(newest[0]["id"]))["model"]
+    assert model["trainingData"]["totalSamples"] == len(inside) < len(labelled)
+    assert datetime.fromisoformat(model["trainingData"]["dataSource"]["createdFrom"]) == start
+    # backwards: refused before any database work, naming the field
+    backwards = run_train(
+        ml_database, "--created-from", "2026-02-01", "--created-before", "2026-01-01"
+    )
+    assert backwards.returncode == 1 and "dataSource.createdBefore" in backwards.stderr
