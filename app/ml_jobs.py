@@ -244,12 +244,18 @@ async def _lead_ids(db: Database, workspace_id: int, payload: dict[str, Any]) ->
         return [int(i) for i in payload["leadIds"]]
     if payload.get("ownerId") is None and payload.get("filter") is None:
         return None
-    query = select(col(leads.Lead.id)).where(col(leads.Lead.workspace_id) == workspace_id)
+    lead_filter = (
+        None if payload.get("filter") is None else scoring.payload_filter(payload["filter"])
+    )
+    scored = lead_filter is not None and lead_filter.on_score
+    query = leads.leads_query(col(leads.Lead.id), scored=scored).where(
+        col(leads.Lead.workspace_id) == workspace_id
+    )
     if payload.get("ownerId") is not None:
         query = query.where(col(leads.Lead.owner_id) == int(payload["ownerId"]))
-    if payload.get("filter") is not None:
+    if lead_filter is not None:
         # the filter as the leads are when the job runs (like the list it came from)
-        query = query.where(*scoring.payload_filter(payload["filter"]).clauses())
+        query = query.where(*lead_filter.clauses())
     async with db.session() as session:
         rows = (await session.execute(query.order_by(col(leads.Lead.id)))).scalars()
         return [int(i) for i in rows if i is not None]
@@ -286,7 +292,7 @@ async def score_leads(
 ) -> dict[str, Any]:
     """Score the workspace's leads (`lead_ids`, or all) with `model`: one bulk feature read
     (COPY), then chunks of SCORE_BATCH predicted in a thread while the previous chunk is
-    written (COPY into lead_score + the current score on lead, a transaction per chunk).
+    written (COPY into lead_score + each lead's CurrentScore, a transaction per chunk).
     `scored(ids)` follows each written chunk. Returns the job's result summary, with each
     lead's score (`results`, seed 003) when at most MAX_RESULTS leads were asked for."""
     assert model.id is not None

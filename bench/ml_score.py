@@ -1,6 +1,7 @@
 """Benchmark: batch scoring of every lead of the `large` seed (1M), end to end (issue #4: at
 most 20 s): the bulk feature read, predict, and the writes (COPY into lead_score and the
-current score on lead), through `app.ml_jobs.score_leads`, the `ml.score` job's own code.
+leads' current scores, `lead_current_score`), through `app.ml_jobs.score_leads`, the
+`ml.score` job's own code.
 
     python bench/ml_score.py                  # rescoring by the current champions
     python bench/ml_score.py --new-champion   # first scoring by a new champion
@@ -60,18 +61,18 @@ def busy_cpu_seconds() -> float:
 async def current_scores(db: Database) -> dict[int, int | None]:
     """Every lead's current score (not timed): what a run changed is the difference."""
     async with db.session() as session:
-        rows = await session.execute(sa.text("SELECT id, score FROM lead"))
+        rows = await session.execute(sa.text("SELECT lead_id, value FROM lead_current_score"))
         return dict(rows.tuples().all())
 
 
 async def clear_scores(url: str) -> None:
-    """Every lead's current score cleared and `lead` vacuumed (not timed), so that the run
+    """Every lead's current score cleared and vacuumed (not timed), so that the run
     changes all of them, as a first scoring does; the history stays (the rollups' probes find
     it, as for a new champion)."""
     conn = await asyncpg.connect(url)
     try:
-        await conn.execute("UPDATE lead SET score = NULL WHERE score IS NOT NULL")
-        await conn.execute("VACUUM ANALYZE lead")
+        await conn.execute("UPDATE lead_current_score SET value = NULL WHERE value IS NOT NULL")
+        await conn.execute("VACUUM ANALYZE lead_current_score")
     finally:
         await conn.close()
 

@@ -23,7 +23,7 @@ from ml.metrics import DEFAULT_THRESHOLD
 from models.db import utcnow
 from models.errors import ModelNotFound
 from models.jobs import Job, JobStatus
-from models.leads import Lead, LeadScore
+from models.leads import CurrentScore, LeadScore
 from models.ml_models import MlModel, MlPredictionStat, ModelStatus, load_config
 from models.periods import PERIODS
 from models.scope import Scope
@@ -173,8 +173,9 @@ async def ml_analytics(
     )
     lead_counts = (
         await session.execute(
-            sa.select(sa.func.count(), sa.func.count(col(Lead.score))).where(
-                col(Lead.workspace_id) == ws
+            # one CurrentScore row per lead
+            sa.select(sa.func.count(), sa.func.count(col(CurrentScore.value))).where(
+                col(CurrentScore.workspace_id) == ws
             )
         )
     ).one()

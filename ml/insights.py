@@ -41,7 +41,7 @@ from sqlmodel import col
 
 from ml import analytics, market, registry
 from models.errors import BadUserInput
-from models.leads import Lead, LeadEngagement, LeadStage
+from models.leads import CurrentScore, Lead, LeadEngagement, LeadStage, score_of
 from models.ml_models import MlModel, ModelStatus
 from models.periods import HIGH_VALUE_SCORE
 from models.scope import Scope
@@ -173,7 +173,7 @@ async def segment_rows(session: AsyncSession, scope: Scope) -> pl.DataFrame:
     """Per location x property type x timeline: the viewer's leads, open scored leads (their
     score and budget sums) and closed outcomes; one GROUP BY, a few hundred rows."""
     is_open = col(Lead.stage).not_in([LeadStage.WON, LeadStage.LOST])
-    open_scored = sa.and_(is_open, col(Lead.score).is_not(None))
+    open_scored = sa.and_(is_open, col(CurrentScore.value).is_not(None))
     with_budget = sa.and_(open_scored, col(Lead.budget).is_not(None))
     query = (
         sa.select(
@@ -182,12 +182,14 @@ async def segment_rows(session: AsyncSession, scope: Scope) -> pl.DataFrame:
             col(Lead.timeline),
             sa.func.count(),
             sa.func.count().filter(open_scored),
-            _int_sum(col(Lead.score), open_scored),
+            _int_sum(col(CurrentScore.value), open_scored),
             _int_sum(col(Lead.budget), with_budget),
             sa.func.count().filter(with_budget),
             sa.func.count().filter(col(Lead.stage) == LeadStage.WON),
             sa.func.count().filter(col(Lead.stage) == LeadStage.LOST),
         )
+        .select_from(Lead)
+        .join(CurrentScore, score_of())
         .where(scope.leads(Lead))
         .group_by(col(Lead.location), col(Lead.property_type), col(Lead.timeline))
     )
@@ -553,7 +555,8 @@ class Operations:
 
 
 async def operation_rows(session: AsyncSession, scope: Scope, w: market.Windows) -> Operations:
-    """Two statements: the open high-value leads (index-only on `ix_lead_open`), and the
+    """Two statements: the open high-value leads (`ix_lead_current_score`'s high scores, then
+    their leads), and the
     windows' new leads with their first response (`lead_engagement`)."""
     last_active = sa.func.coalesce(col(Lead.last_activity_at), col(Lead.created_at))
     idle = last_active < w.end - timedelta(days=IDLE_DAYS)
@@ -562,11 +565,14 @@ async def operation_rows(session: AsyncSession, scope: Scope, w: market.Windows)
             sa.select(
                 sa.func.count(),
                 sa.func.count().filter(idle),
-                _int_sum(col(Lead.score), idle),
-            ).where(
+                _int_sum(col(CurrentScore.value), idle),
+            )
+            .select_from(Lead)
+            .join(CurrentScore, score_of())
+            .where(
                 scope.leads(Lead),
                 col(Lead.stage).not_in([LeadStage.WON, LeadStage.LOST]),
-                col(Lead.score) >= HIGH_VALUE_SCORE,
+                col(CurrentScore.value) >= HIGH_VALUE_SCORE,
             )
         )
     ).one()

@@ -152,6 +152,7 @@ class LeadFacts:
     quiet_days: int | None
     hours_old: float
     explanation: Explanation | None
+    score: int | None = None  # the lead's current score
 
     def shap(self, feature: str) -> float:
         if self.explanation is None:
@@ -183,7 +184,7 @@ def _contact(f: LeadFacts) -> tuple[str, Impact, str]:
         if urgent
         else "Contact the lead within 48 hours",
         Impact.HIGH,
-        f"{f.priority.value} priority: score {f.lead.score} in the top quartile"
+        f"{f.priority.value} priority: score {f.score} in the top quartile"
         f"{' with a near timeline' if urgent else ''}, conversion probability {_probability(f)}",
     )
 

@@ -155,6 +155,7 @@ async def explain_page(
 
 def lead_insight(
     lead: Lead,
+    score: int | None,
     points: int,
     now: datetime,
     explanation: Explanation | None,
@@ -165,7 +166,7 @@ def lead_insight(
     """One lead's insight from its facts (pure)."""
     now_events, previous = events
     trends = LeadTrends(
-        score_change=None if lead.score is None or baseline is None else lead.score - baseline,
+        score_change=None if score is None or baseline is None else score - baseline,
         engagement_events=now_events,
         previous_engagement_events=previous,
         engagement_change=change(now_events, previous),
@@ -181,14 +182,15 @@ def lead_insight(
         quiet_days=quiet_days,
         hours_old=(now - lead.created_at).total_seconds() / 3600,
         explanation=explanation,
+        score=score,
     )
     sentences: list[str] = []
     if explanation is not None:
         sentences = factor_sentences(explanation) + activity_sentences(trends, quiet_days)
     return LeadInsight(
         lead=lead,
-        current_score=lead.score,
-        conversion_probability=probability if lead.score is not None else None,
+        current_score=score,
+        conversion_probability=probability if score is not None else None,
         priority=facts.priority,
         insights=tuple(sentences),
         recommendations=recommendations(facts),
@@ -221,23 +223,24 @@ async def lead_insights(
         read(queries.open_counts, scope, w, w.end),
         read(queries.insight_page, scope, w, w.end, filters=applied, sort=sort, limit=limit),
     )
-    ids = [lead.id for lead, _ in page if lead.id is not None]
-    scored = [lead for lead, _ in page if lead.score is not None]
+    ids = [lead.id for lead, _, _ in page if lead.id is not None]
+    scored = [lead for lead, score, _ in page if score is not None]
     explanations, history, engagement = await asyncio.gather(
         explain_page(db, scope.workspace_id, scored),
         read(queries.score_history, scope.workspace_id, ids, w),
         read(queries.engagement_counts, scope.workspace_id, ids, w),
     )
     insights = []
-    for lead, points in page:
+    for lead, score, points in page:
         assert lead.id is not None  # a stored row
         found = history.get(lead.id)
         insights.append(
             lead_insight(
                 lead,
+                score,
                 points,
                 w.end,
-                explanations.get(lead.id) if lead.score is not None else None,
+                explanations.get(lead.id) if score is not None else None,
                 found.probability if found else None,
                 found.baseline if found else None,
                 engagement.get(lead.id, (0, 0)),

@@ -124,10 +124,10 @@ JOIN lead l ON l.workspace_id = s.ws AND l.id = s.lead_id
 # the current score follows, unless the lead has a newer one (a batch job ran meanwhile)
 _SET_CURRENT = sa.text(
     """
-UPDATE lead SET score = s.value
+UPDATE lead_current_score c SET value = s.value
 FROM unnest(CAST(:ws AS int[]), CAST(:lead_ids AS bigint[]), CAST(:values AS smallint[]),
             CAST(:ats AS timestamptz[])) AS s(ws, lead_id, value, at)
-WHERE lead.workspace_id = s.ws AND lead.id = s.lead_id
+WHERE c.workspace_id = s.ws AND c.lead_id = s.lead_id
   AND NOT EXISTS (SELECT 1 FROM lead_score n WHERE n.workspace_id = s.ws
                   AND n.lead_id = s.lead_id AND n.scored_at > s.at)
 """
@@ -160,7 +160,8 @@ class PendingScores:
         return len(self._rows)
 
     async def flush(self, db: Database) -> int:
-        """Append the queued scores and move `lead.score` (one transaction); rows written."""
+        """Append the queued scores and move the leads' CurrentScore (one transaction); rows
+        written."""
         rows = self.drain()
         if not rows:
             return 0

@@ -20,10 +20,11 @@ job rescores it (a batch job also drops its leads from this process's LRU, so th
 
 Misses are persisted, but not by the read that made them: they queue in memory and the
 server's flusher (every second, and at shutdown) appends them to `lead_score` in one INSERT
-and moves `lead.score` in one UPDATE, so score history keeps every online score (scoring trends
-read it) while a read never waits on a write. A queued score lost in a crash is recomputed by
-the next read. Fallback scores (ml_config.fallback_model_id, used when the serving version
-fails to load or predict) are neither cached nor stored: the serving version is retried next time.
+and moves the current scores (`lead_current_score`) in one UPDATE, so score history keeps
+every online score (scoring trends read it) while a read never waits on a write. A queued
+score lost in a crash is recomputed by the next read. Fallback scores
+(ml_config.fallback_model_id, used when the serving version fails to load or predict) are
+neither cached nor stored: the serving version is retried next time.
 """
 
 from __future__ import annotations
@@ -174,7 +175,7 @@ async def score_leads(
 ) -> list[OnlineScore | None]:
     """The score of each lead (in order) by the version serving it, or by `model` (a trained
     version of the workspace, any status); None without a model. A score by a version that is
-    not serving the lead is not stored: score history and `lead.score` are the serving ones'.
+    not serving the lead is not stored: score history and current scores are the serving ones'.
 
     Raises PREDICTION_TIMEOUT when a predict exceeds `ml_config.timeout_ms`.
     """

@@ -88,8 +88,6 @@ class Lead(SQLModel, table=True):
     value: int | None = None
     agent_id: int | None = Field(default=None, sa_type=sa.BigInteger)
     owner_id: int | None = Field(default=None, sa_type=sa.BigInteger)
-    # current score, denormalised from lead_score so lists can sort and filter on it
-    score: int | None = Field(default=None, sa_type=sa.SmallInteger)
     do_not_call: bool = False
     created_at: datetime = stamped()
     updated_at: datetime = stamped()
@@ -100,7 +98,6 @@ class Lead(SQLModel, table=True):
         # agents are deactivated, never deleted, so a plain FK keeps assignments honest
         sa.ForeignKeyConstraint(["workspace_id", "agent_id"], ["agent.workspace_id", "agent.id"]),
         sa.Index("ix_lead_created", "workspace_id", sa.text("created_at DESC"), sa.text("id DESC")),
-        sa.Index("ix_lead_score", "workspace_id", sa.text("coalesce(score, -1)"), "id"),
         sa.Index("ix_lead_budget", "workspace_id", sa.text("coalesce(budget, -1)"), "id"),
         sa.Index("ix_lead_agent", "workspace_id", "agent_id"),
         sa.Index("ix_lead_owner", "workspace_id", "owner_id"),
@@ -183,6 +180,36 @@ class LeadEngagement(SQLModel, table=True):
     first_response_at: datetime | None = Field(default=None, sa_type=TZ)
 
 
+class CurrentScore(SQLModel, table=True):
+    """Each lead's current score: its newest stored scoring's value, NULL until scored.
+
+    One row per lead (a trigger on `lead` INSERT adds it; the lead's deletion removes it), in a
+    table of its own rather than a `lead` column: a batch scoring rewrites up to every row,
+    and a `lead` row is twelve index entries where this one is two (migration 0023). Reads of
+    scores join it by the lead's key (`with_score`)."""
+
+    __tablename__ = "lead_current_score"
+
+    workspace_id: int = Field(primary_key=True)
+    lead_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    value: int | None = Field(default=None, sa_type=sa.SmallInteger)
+
+    __table_args__ = (
+        sa.ForeignKeyConstraint(
+            ["workspace_id", "lead_id"], ["lead.workspace_id", "lead.id"], ondelete="CASCADE"
+        ),
+        sa.Index(
+            "ix_lead_current_score", "workspace_id", sa.text("coalesce(value, -1)"), "lead_id"
+        ),
+    )
+
+
+def score_of(lead: Any = None) -> Any:
+    """The join condition of `lead` (the Lead entity or an alias of it) to its CurrentScore."""
+    lead = Lead if lead is None else lead
+    return sa.and_(CurrentScore.workspace_id == lead.workspace_id, CurrentScore.lead_id == lead.id)
+
+
 class LeadScore(SQLModel, table=True):
     """Score history: one row per scoring of a lead by a model version.
 
@@ -227,7 +254,7 @@ class LeadSortField(StrEnum):
 
 _SORT_KEYS: dict[LeadSortField, Any] = {
     LeadSortField.CREATED_AT: Lead.created_at,
-    LeadSortField.SCORE: sa.func.coalesce(Lead.score, -1),
+    LeadSortField.SCORE: sa.func.coalesce(CurrentScore.value, -1),
     LeadSortField.BUDGET: sa.func.coalesce(Lead.budget, -1),
 }
 
@@ -264,7 +291,13 @@ class LeadFilter:
         v.check(self.search is None or len(self.search) <= 200, "filter.search", "too long")
         v.raise_if_any("Invalid lead filter")
 
+    @property
+    def on_score(self) -> bool:
+        """Whether `clauses` need the leads' CurrentScore joined (`leads_query`)."""
+        return self.min_score is not None or self.max_score is not None
+
     def clauses(self) -> list[Any]:
+        """Conditions on Lead (and on CurrentScore when `on_score`)."""
         out: list[Any] = []
         if self.stages:
             out.append(col(Lead.stage).in_([s.value for s in self.stages]))
@@ -273,9 +306,9 @@ class LeadFilter:
         if self.agent_ids:
             out.append(col(Lead.agent_id).in_(self.agent_ids))
         if self.min_score is not None:
-            out.append(col(Lead.score) >= self.min_score)
+            out.append(col(CurrentScore.value) >= self.min_score)
         if self.max_score is not None:
-            out.append(col(Lead.score) <= self.max_score)
+            out.append(col(CurrentScore.value) <= self.max_score)
         if self.created_after is not None:
             out.append(Lead.created_at >= self.created_after)
         if self.created_before is not None:
@@ -296,22 +329,31 @@ class LeadSort:
     descending: bool = True
 
 
+def leads_query(*columns: Any, scored: bool) -> Any:
+    """`select(*columns)` from Lead, joined to each lead's CurrentScore when `scored`."""
+    query = select(*columns)
+    query = query.select_from(Lead)
+    return query.join(CurrentScore, score_of()) if scored else query
+
+
 @dataclass(slots=True)
 class LeadPage:
     leads: list[Lead]
     cursors: list[str]
     has_next_page: bool
     has_previous_page: bool = False
-    # the filter the page was cut with, so totalCount can be asked for lazily
+    # the filter the page was cut with (and whether it reads scores), so totalCount can be
+    # asked for lazily
     where: list[Any] = field(default_factory=list)
+    scored: bool = False
 
 
-def encode_cursor(sort: LeadSort, lead: Lead) -> str:
+def encode_cursor(sort: LeadSort, lead: Lead, score: int | None) -> str:
     key: Any
     if sort.field is LeadSortField.CREATED_AT:
         key = lead.created_at.isoformat()
     elif sort.field is LeadSortField.SCORE:
-        key = lead.score if lead.score is not None else -1
+        key = score if score is not None else -1
     else:
         key = lead.budget if lead.budget is not None else -1
     raw = json.dumps([sort.field.value, key, lead.id], separators=(",", ":"))
@@ -350,32 +392,33 @@ async def lead_page(
     filter.validate()
     key = _SORT_KEYS[sort.field]
     where = [scope.leads(Lead), *filter.clauses()]
-    query = select(Lead).where(*where)
+    scored = filter.on_score or sort.field is LeadSortField.SCORE
+    columns = (Lead, CurrentScore.value) if scored else (Lead,)
+    query = leads_query(*columns, scored=scored).where(*where)
+    # the tie-breaker of the sort's index: ix_lead_current_score ends with lead_id
+    tie = col(CurrentScore.lead_id) if sort.field is LeadSortField.SCORE else col(Lead.id)
     if after is not None:
         after_key, after_id = decode_cursor(sort, after)
-        row = sa.tuple_(key, Lead.id)
+        row = sa.tuple_(key, tie)
         bound = sa.tuple_(sa.literal(after_key, type_=key.type), sa.literal(after_id))
         query = query.where(row < bound if sort.descending else row > bound)
-    order = (
-        (key.desc(), col(Lead.id).desc()) if sort.descending else (key.asc(), col(Lead.id).asc())
-    )
-    rows = list((await session.execute(query.order_by(*order).limit(first + 1))).scalars())
-    leads = rows[:first]
+    order = (key.desc(), tie.desc()) if sort.descending else (key.asc(), tie.asc())
+    result = await session.execute(query.order_by(*order).limit(first + 1))
+    rows = list(result.tuples() if scored else ((lead, None) for lead in result.scalars()))
+    page = rows[:first]
     return LeadPage(
-        leads=leads,
-        cursors=[encode_cursor(sort, lead) for lead in leads],
+        leads=[lead for lead, _ in page],
+        cursors=[encode_cursor(sort, lead, score) for lead, score in page],
         has_next_page=len(rows) > first,
         has_previous_page=after is not None,
         where=where,
+        scored=scored,
     )
 
 
-async def count_leads(session: AsyncSession, where: list[Any]) -> int:
-    return int(
-        (
-            await session.execute(select(sa.func.count()).select_from(Lead).where(*where))
-        ).scalar_one()
-    )
+async def count_leads(session: AsyncSession, where: list[Any], *, scored: bool = False) -> int:
+    query = leads_query(sa.func.count(), scored=scored).select_from(Lead).where(*where)
+    return int((await session.execute(query)).scalar_one())
 
 
 async def leads_by_ids(session: AsyncSession, scope: Scope, ids: list[int]) -> list[Lead]:
@@ -424,9 +467,9 @@ async def latest_scores_by_lead(
 
 _SET_CURRENT_SCORE = sa.text(
     """
-UPDATE lead SET score = s.value
+UPDATE lead_current_score c SET value = s.value
 FROM unnest(CAST(:ids AS bigint[]), CAST(:values AS smallint[])) AS s(id, value)
-WHERE lead.workspace_id = :ws AND lead.id = s.id AND lead.score IS DISTINCT FROM s.value
+WHERE c.workspace_id = :ws AND c.lead_id = s.id AND c.value IS DISTINCT FROM s.value
 """
 )
 _SCORE_COLUMNS = (
@@ -453,8 +496,9 @@ async def store_scores(
     *,
     scored_at: datetime | None = None,
 ) -> int:
-    """Append one `lead_score` row per lead (COPY) and set each lead's current `score`, in the
-    caller's transaction; `updated_at` is left alone (a score is not an edit). Rows written."""
+    """Append one `lead_score` row per lead (COPY) and set each lead's CurrentScore, in the
+    caller's transaction; the lead itself is left alone (a score is not an edit). Rows
+    written."""
     if not lead_ids:
         return 0
     at = scored_at or utcnow()

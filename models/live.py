@@ -18,7 +18,8 @@ LIVE_METRICS = sa.text(
         (SELECT count(*) FROM lead, today
           WHERE workspace_id = :ws AND created_at >= today.start) AS new_leads_today,
         (SELECT count(*) FROM lead WHERE workspace_id = :ws AND stage = 'WON') AS won_leads,
-        (SELECT avg(score)::float FROM lead WHERE workspace_id = :ws) AS average_score,
+        (SELECT avg(value)::float FROM lead_current_score WHERE workspace_id = :ws)
+          AS average_score,
         (SELECT count(*) FROM interaction
           WHERE workspace_id = :ws AND status = 'ACTIVE' AND channel = 'CALL') AS active_calls,
         (SELECT count(*) FROM interaction, today

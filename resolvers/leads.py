@@ -193,7 +193,7 @@ class LeadConnection:
     @strawberry.field(description="Leads matching the filter, all pages together")
     async def total_count(self, info: Info) -> int:
         async with info.context.db.session() as session:
-            return await leads.count_leads(session, self.page.where)
+            return await leads.count_leads(session, self.page.where, scored=self.page.scored)
 
 
 @strawberry.input

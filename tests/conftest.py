@@ -301,6 +301,10 @@ def record_predictions(
     )
 
 
+# a test's own SQL reads a lead `l`'s current score as `c.value` after `FROM lead l {SCORED}`
+SCORED = "JOIN lead_current_score c ON c.workspace_id = l.workspace_id AND c.lead_id = l.id"
+
+
 def fetch(url: str, query: str, *args: Any) -> list[asyncpg.Record]:
     """Run a query of the test's own on a database, outside the server: rows."""
 

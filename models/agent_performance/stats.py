@@ -35,11 +35,13 @@ SELECT agent_id, current,
        coalesce(sum(value) FILTER (WHERE converted_at < as_of), 0) AS revenue,
        count(score) AS scored, avg(score)::float AS average_score
 FROM (
-    SELECT agent_id, converted_at, value, score, created_at >= :start AS current,
-           CASE WHEN created_at >= :start THEN :end ELSE :start END AS as_of
-    FROM lead
-    WHERE workspace_id = :ws AND created_at >= :previous_start AND created_at < :end
-      AND agent_id IS NOT NULL
+    SELECT l.agent_id, l.converted_at, l.value, c.value AS score,
+           l.created_at >= :start AS current,
+           CASE WHEN l.created_at >= :start THEN :end ELSE :start END AS as_of
+    FROM lead l
+    JOIN lead_current_score c ON c.workspace_id = l.workspace_id AND c.lead_id = l.id
+    WHERE l.workspace_id = :ws AND l.created_at >= :previous_start AND l.created_at < :end
+      AND l.agent_id IS NOT NULL
 ) l
 GROUP BY 1, 2
 """

@@ -26,7 +26,7 @@ from models.lead_insights.rules import (
     is_open,
     priority_points,
 )
-from models.leads import Lead, LeadEvent
+from models.leads import CurrentScore, Lead, LeadEvent, score_of
 from models.periods import Window
 from models.scope import Scope
 
@@ -49,12 +49,17 @@ class PeriodTotals:
 
 
 async def period_totals(session: AsyncSession, scope: Scope, window: Window) -> PeriodTotals:
-    query = select(
-        sa.func.count(),
-        sa.func.count().filter(col(Lead.stage) == "WON"),
-        sa.func.coalesce(sa.func.sum(col(Lead.score)), 0),
-        sa.func.count(col(Lead.score)),
-    ).where(scope.leads(Lead), *in_period(window))
+    query = (
+        select(
+            sa.func.count(),
+            sa.func.count().filter(col(Lead.stage) == "WON"),
+            sa.func.coalesce(sa.func.sum(col(CurrentScore.value)), 0),
+            sa.func.count(col(CurrentScore.value)),
+        )
+        .select_from(Lead)
+        .join(CurrentScore, score_of())
+        .where(scope.leads(Lead), *in_period(window))
+    )
     leads, won, score_sum, scored = (await session.execute(query)).one()
     return PeriodTotals(int(leads), int(won), int(score_sum or 0), int(scored))
 
@@ -82,6 +87,7 @@ async def open_counts(
             ),
         )
         .select_from(Lead)
+        .join(CurrentScore, score_of())
         .join(cuts, sa.true())
         .where(scope.leads(Lead), is_open(), *in_period(window))
         .subquery("counts")
@@ -106,19 +112,21 @@ async def insight_page(
     filters: Sequence[LeadInsightFilter],
     sort: LeadInsightSort,
     limit: int,
-) -> list[tuple[Lead, int]]:
-    """The period's open leads matching every filter, sorted, `limit` of them: (row, points)."""
+) -> list[tuple[Lead, int | None, int]]:
+    """The period's open leads matching every filter, sorted, `limit` of them: (row, current
+    score, points)."""
     cuts = cuts_of(scope)
     rules = RuleInput(cuts, window, now)
     columns: dict[str, Any] = {
         "id": col(Lead.id),
         "points": priority_points(cuts),
-        "score": sa.func.coalesce(col(Lead.score), -1),
+        "score": sa.func.coalesce(col(CurrentScore.value), -1),
         "created_at": col(Lead.created_at),
     }
     ranked = (
         sa.select(*(column.label(name) for name, column in columns.items()))
         .select_from(Lead)
+        .join(CurrentScore, score_of())
         .join(cuts, sa.true())
         .where(
             scope.leads(Lead),
@@ -130,13 +138,16 @@ async def insight_page(
     order = SORT_COLUMNS[sort]
     page = ranked.order_by(*(columns[name].desc() for name in order)).limit(limit).subquery("page")
     query = (
-        select(Lead, page.c.points)
+        select(Lead, page.c.score, page.c.points)
         .join(
             page, sa.and_(col(Lead.workspace_id) == scope.workspace_id, col(Lead.id) == page.c.id)
         )
         .order_by(*(page.c[name].desc() for name in order))
     )
-    return [(lead, int(points)) for lead, points in (await session.execute(query)).all()]
+    return [
+        (lead, None if score < 0 else int(score), int(points))
+        for lead, score, points in (await session.execute(query)).all()
+    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from models.errors import BadUserInput
-from models.leads import Lead, LeadEventType
+from models.leads import CurrentScore, Lead, LeadEventType, score_of
 from models.periods import Window
 from models.scope import Scope
 
@@ -114,11 +114,13 @@ def cuts_of(scope: Scope) -> Any:
 
     return (
         select(
-            disc(0.25, col(Lead.score)).label("q1"),
-            disc(0.5, col(Lead.score)).label("q2"),
-            disc(0.75, col(Lead.score)).label("q3"),
+            disc(0.25, col(CurrentScore.value)).label("q1"),
+            disc(0.5, col(CurrentScore.value)).label("q2"),
+            disc(0.75, col(CurrentScore.value)).label("q3"),
             disc(0.75, col(Lead.budget)).label("b3"),
         )
+        .select_from(Lead)
+        .join(CurrentScore, score_of())
         .where(scope.leads(Lead), is_open())
         .cte("cuts")
     )
@@ -126,7 +128,7 @@ def cuts_of(scope: Scope) -> Any:
 
 def priority_points(cuts: Any) -> Any:
     """Priority points (see the package docstring); 0 for an unscored lead."""
-    score = col(Lead.score)
+    score = col(CurrentScore.value)
     quartile = sa.case(
         (score >= cuts.c.q3, 3), (score >= cuts.c.q2, 2), (score >= cuts.c.q1, 1), else_=0
     )
@@ -155,13 +157,13 @@ FILTER_RULES: tuple[FilterRule, ...] = (
         LeadInsightFilter.HIGH_VALUE,
         "Open leads with a budget in the top quartile of the open leads' budgets and a score "
         "at or above the median",
-        lambda r: sa.and_(col(Lead.budget) >= r.cuts.c.b3, col(Lead.score) >= r.cuts.c.q2),
+        lambda r: sa.and_(col(Lead.budget) >= r.cuts.c.b3, col(CurrentScore.value) >= r.cuts.c.q2),
     ),
     FilterRule(
         LeadInsightFilter.URGENT,
         "Open leads scoring in the top quartile (at or above the 75th percentile) whose "
         "timeline is IMMEDIATE or WITHIN_3_MONTHS: the URGENT priority",
-        lambda r: sa.and_(col(Lead.score) >= r.cuts.c.q3, _near()),
+        lambda r: sa.and_(col(CurrentScore.value) >= r.cuts.c.q3, _near()),
     ),
     FilterRule(
         LeadInsightFilter.NEW,
@@ -182,7 +184,7 @@ FILTER_RULES: tuple[FilterRule, ...] = (
     FilterRule(
         LeadInsightFilter.COLD,
         "Open leads scoring in the bottom quartile (at or below the 25th percentile)",
-        lambda r: col(Lead.score) <= r.cuts.c.q1,
+        lambda r: col(CurrentScore.value) <= r.cuts.c.q1,
     ),
 )
 RULES = {rule.filter: rule for rule in FILTER_RULES}

@@ -11,7 +11,7 @@ from sqlmodel import col, select
 
 from models.agents import Agent
 from models.db import Database
-from models.leads import Lead, LeadEngagement, LeadEvent, LeadStage
+from models.leads import CurrentScore, Lead, LeadEngagement, LeadEvent, LeadStage, score_of
 from models.periods import HIGH_VALUE_SCORE, Window, next_bucket, trunc, trunc_sql
 from models.sales_performance.numbers import CLOSED_STAGES, ENGAGEMENT_TYPES, QUALIFIED_STAGES
 from models.sales_performance.tables import LeadEventHour, PerformanceThreshold
@@ -39,26 +39,44 @@ def _grouped(base: Any, *measures: Any) -> Any:
     )
 
 
-def _leads_at(scope: Scope, w: Window, unit: str, at: Any, *columns: Any, where: Any = ()) -> Any:
+def _leads_at(
+    scope: Scope,
+    w: Window,
+    unit: str,
+    at: Any,
+    *columns: Any,
+    where: Any = (),
+    scored: bool = False,
+) -> Any:
     """The viewer's leads whose time `at` falls in the window or the one before (matching
-    `where`): cur, bucket (of `at`), source, agent_id and `columns`, for `_grouped`."""
+    `where`): cur, bucket (of `at`), source, agent_id and `columns`, for `_grouped`; `scored`
+    joins each lead's CurrentScore for `columns` to read."""
     at = col(at)
-    return (
-        sa.select(
-            (at >= w.start).label("cur"),
-            trunc_sql(unit, at).label("bucket"),
-            col(Lead.source),
-            col(Lead.agent_id),
-            *columns,
-        )
-        .where(scope.leads(Lead), *where, at >= w.previous().start, at < w.end)
-        .subquery("l")
+    query = sa.select(
+        (at >= w.start).label("cur"),
+        trunc_sql(unit, at).label("bucket"),
+        col(Lead.source),
+        col(Lead.agent_id),
+        *columns,
+    ).select_from(Lead)
+    if scored:
+        query = query.join(CurrentScore, score_of())
+    return query.where(scope.leads(Lead), *where, at >= w.previous().start, at < w.end).subquery(
+        "l"
     )
 
 
 async def cohort(db: Database, scope: Scope, w: Window, unit: str) -> list[Any]:
     """Leads created in the window and the one before: counts, stages and scores."""
-    base = _leads_at(scope, w, unit, Lead.created_at, col(Lead.stage), col(Lead.score))
+    base = _leads_at(
+        scope,
+        w,
+        unit,
+        Lead.created_at,
+        col(Lead.stage),
+        col(CurrentScore.value).label("score"),
+        scored=True,
+    )
     c = base.c
     query = _grouped(
         base,

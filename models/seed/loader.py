@@ -38,6 +38,8 @@ LOADED = [
     "preference",
     "audit_log",
 ]
+# tables the load's triggers fill, analyzed with the loaded ones (their joins are planned on it)
+DERIVED = ["lead_current_score"]
 # tables big enough for the drop-and-rebuild treatment; partial indexes stay (they cover few
 # rows, and their predicate would not deparse back to the migration's exact text)
 BULK = ["lead", "lead_event", "interaction", "callback", "workflow_run", "user_session", "payment"]

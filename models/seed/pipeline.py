@@ -108,7 +108,7 @@ async def _seed_in(
     await loader.reattach(conn, detached)
     rebuilt = time.perf_counter()
     await loader.move_sequences(conn, loader.LOADED)
-    await loader.analyze(conn, loader.LOADED)
+    await loader.analyze(conn, [*loader.LOADED, *loader.DERIVED])
     log.info(
         "seed %s: generate+COPY %.1fs, rebuild indexes and foreign keys %.1fs, analyze %.1fs",
         spec.name,

@@ -19,7 +19,7 @@ from models.leads import store_scores
 from models.ml_models import MlModel
 from models.scope import Scope
 from models.workspaces import Role
-from tests.conftest import fetch, seeded_database
+from tests.conftest import SCORED, fetch, seeded_database
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 ACME = 1
@@ -109,8 +109,9 @@ def run(url: str, call: Any) -> Any:
 def leads_frame(url: str, workspace_id: int = ACME) -> pl.DataFrame:
     rows = fetch(
         url,
-        "SELECT id, created_at, budget, value, stage, converted_at, source, location, "
-        "property_type, timeline, score FROM lead WHERE workspace_id = $1",
+        "SELECT l.id, l.created_at, l.budget, l.value, l.stage, l.converted_at, l.source, "
+        f"l.location, l.property_type, l.timeline, c.value AS score FROM lead l {SCORED} "
+        "WHERE l.workspace_id = $1",
         workspace_id,
     )
     return pl.DataFrame([dict(r) for r in rows], infer_schema_length=None)
@@ -420,9 +421,9 @@ def expected_operations(url: str, days: int) -> dict[str, Any]:
     """The OPERATIONAL rules recomputed from Acme's lead and engagement rows."""
     rows = fetch(
         url,
-        "SELECT l.stage, l.score, l.created_at, "
+        "SELECT l.stage, c.value AS score, l.created_at, "
         "coalesce(l.last_activity_at, l.created_at) AS seen, e.first_response_at AS answered "
-        "FROM lead l LEFT JOIN lead_engagement e "
+        f"FROM lead l {SCORED} LEFT JOIN lead_engagement e "
         "ON e.workspace_id = l.workspace_id AND e.lead_id = l.id WHERE l.workspace_id = $1",
         ACME,
     )

@@ -14,7 +14,7 @@ import pytest
 
 from app.main import create_app
 from tests.client import Persona, login
-from tests.conftest import ServerThread, settings_for
+from tests.conftest import SCORED, ServerThread, settings_for
 from tests.resolvers.test_statement_count import (  # noqa: F401 (a fixture)
     _reset,
     _statements_since_reset,
@@ -172,9 +172,10 @@ def expected_stats(sql: Any, ws: int, start: datetime, end: datetime) -> dict[in
     previous_start = start - (end - start)
     leads = _frame(
         sql(
-            "SELECT id, agent_id, created_at, converted_at, value, score FROM lead "
-            "WHERE workspace_id = $1 AND agent_id IS NOT NULL "
-            "AND created_at >= $2 AND created_at < $3",
+            "SELECT l.id, l.agent_id, l.created_at, l.converted_at, l.value, c.value AS score "
+            f"FROM lead l {SCORED} "
+            "WHERE l.workspace_id = $1 AND l.agent_id IS NOT NULL "
+            "AND l.created_at >= $2 AND l.created_at < $3",
             ws,
             previous_start,
             end,

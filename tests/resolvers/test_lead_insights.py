@@ -17,7 +17,7 @@ from gql.graphql_request import GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
 
 from tests.client import Persona
-from tests.conftest import ServerThread
+from tests.conftest import SCORED, ServerThread
 from tests.resolvers.test_subscriptions import subscribed, write_in_one_tenant
 
 INSIGHTS = """
@@ -92,14 +92,15 @@ def lead_rows(
     sql: Any, ws: int, *, owner: str | None = None, agent: str | None = None
 ) -> pl.DataFrame:
     """The leads a persona may see: all of the workspace, a USER's own, an AGENT's assigned."""
-    query = f"SELECT {', '.join(LEAD_SCHEMA)} FROM lead WHERE workspace_id = $1"
+    columns = ", ".join("c.value AS score" if c == "score" else f"l.{c}" for c in LEAD_SCHEMA)
+    query = f"SELECT {columns} FROM lead l {SCORED} WHERE l.workspace_id = $1"
     args: list[Any] = [ws]
     if owner is not None:
-        query += " AND owner_id = (SELECT id FROM app_user WHERE email = $2)"
+        query += " AND l.owner_id = (SELECT id FROM app_user WHERE email = $2)"
         args.append(owner)
     if agent is not None:
         query += (
-            " AND agent_id IN (SELECT a.id FROM agent a JOIN app_user u ON u.id = a.user_id"
+            " AND l.agent_id IN (SELECT a.id FROM agent a JOIN app_user u ON u.id = a.user_id"
             " WHERE a.workspace_id = $1 AND u.email = $2)"
         )
         args.append(agent)

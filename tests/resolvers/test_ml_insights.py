@@ -18,6 +18,7 @@ from app.main import create_app
 from ml.insights import MARKET_STEPS
 from tests.client import Persona, login
 from tests.conftest import (
+    SCORED,
     ServerThread,
     fetch,
     record_predictions,
@@ -558,8 +559,8 @@ def test_an_unchanged_summary_is_not_sent_again(
         str(r["id"])
         for r in fetch(
             insights_database,
-            "SELECT id FROM lead WHERE workspace_id = $1 AND score IS NOT NULL "
-            "AND stage NOT IN ('WON', 'LOST') ORDER BY score DESC, id LIMIT 20",
+            f"SELECT l.id FROM lead l {SCORED} WHERE l.workspace_id = $1 AND c.value IS NOT NULL "
+            "AND l.stage NOT IN ('WON', 'LOST') ORDER BY c.value DESC, l.id LIMIT 20",
             ACME,
         )
     ]

@@ -200,7 +200,8 @@ def test_miss_then_cached_then_a_change_invalidates(
     assert rows[0]["model_id"] == int(trained["modelId"])
     assert rows[0]["probability"] == pytest.approx(expected, abs=1e-12)
     assert (
-        scalar(online_database, "SELECT score FROM lead WHERE id = $1", lead_id) == first["value"]
+        scalar(online_database, "SELECT value FROM lead_current_score WHERE lead_id = $1", lead_id)
+        == first["value"]
     )
 
     # another process (an empty cache) finds the stored score
@@ -373,7 +374,11 @@ def test_fallback_model_scores_when_the_serving_version_cannot_load(
 
 def _request_statements(counter: StatementCounter) -> list[str]:
     # the write-behind flusher shares the pool: its statements are not the request's
-    background = ("INSERT INTO lead_score", "UPDATE lead SET score", "INSERT INTO ml_prediction")
+    background = (
+        "INSERT INTO lead_score",
+        "UPDATE lead_current_score",
+        "INSERT INTO ml_prediction",
+    )
     return [s for s in counter.statements if not s.strip().startswith(background)]
 
 

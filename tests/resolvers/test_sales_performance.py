@@ -14,7 +14,7 @@ from gql.graphql_request import GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
 
 from tests.client import Persona
-from tests.conftest import ServerThread
+from tests.conftest import SCORED, ServerThread
 from tests.resolvers.test_subscriptions import subscribed, write_in_one_tenant
 
 PERIODS = ["H1", "H24", "D7", "D30"]
@@ -118,8 +118,8 @@ def raw(sql: Any, persona_email: str) -> tuple[pl.DataFrame, pl.DataFrame, dict[
     args = (ws, uid) if rule else (ws,)
     leads = _frame(
         sql(
-            "SELECT l.id, l.created_at, l.converted_at, l.stage, l.score, l.source, l.agent_id "
-            f"FROM lead l WHERE l.workspace_id = $1 {rule}",
+            "SELECT l.id, l.created_at, l.converted_at, l.stage, c.value AS score, l.source, "
+            f"l.agent_id FROM lead l {SCORED} WHERE l.workspace_id = $1 {rule}",
             *args,
         ),
         LEAD_SCHEMA,

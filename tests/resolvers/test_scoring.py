@@ -122,10 +122,47 @@ def test_promotion_scores_every_lead(trained: dict[str, Any], scoring_database: 
     assert scored == leads
     unscored = scalar(
         scoring_database,
-        "SELECT count(*) FROM lead WHERE workspace_id = $1 AND score IS NULL",
+        "SELECT count(*) FROM lead_current_score WHERE workspace_id = $1 AND value IS NULL",
         ACME,
     )
     assert unscored == 0
+
+
+BY_SCORE = """
+query Leads($filter: LeadFilter, $direction: SortDirection!, $after: String) {
+  workspace { leads(filter: $filter, sort: {field: SCORE, direction: $direction}, first: 40,
+                    after: $after) {
+    edges { node { id } } pageInfo { hasNextPage endCursor } totalCount } }
+}
+"""
+
+
+def test_the_lead_list_sorts_and_filters_by_the_current_score(
+    trained: dict[str, Any], admin: Persona, scoring_database: str
+) -> None:
+    """The list's SCORE order and score filters read each lead's current score (its own table,
+    migration 0023), page by page through cursors, as SQL over that table has them."""
+    rows = fetch(
+        scoring_database,
+        "SELECT lead_id, value FROM lead_current_score WHERE workspace_id = $1",
+        ACME,
+    )
+    for direction, bounds in (("DESC", {"minScore": 5, "maxScore": 90}), ("ASC", {})):
+        low, high = bounds.get("minScore", 0), bounds.get("maxScore", 100)
+        inside = [(r["value"], r["lead_id"]) for r in rows if low <= r["value"] <= high]
+        expected = [i for _, i in sorted(inside, reverse=direction == "DESC")]
+        assert len(expected) > 80  # more than two pages
+        seen: list[int] = []
+        after = None
+        while True:
+            page = admin.execute(BY_SCORE, filter=bounds, direction=direction, after=after)
+            leads = page["workspace"]["leads"]
+            assert leads["totalCount"] == len(expected)
+            seen += [int(e["node"]["id"]) for e in leads["edges"]]
+            if not leads["pageInfo"]["hasNextPage"]:
+                break
+            after = leads["pageInfo"]["endCursor"]
+        assert seen == expected
 
 
 def test_score_leads_matches_the_models_own_prediction(
@@ -159,14 +196,15 @@ def test_score_leads_matches_the_models_own_prediction(
     for r in result["results"]:
         p = expected[int(r["leadId"])]
         assert r["confidence"] == pytest.approx(2 * abs(p - 0.5))
-    # the denormalised current score follows
+    # the current score follows
     rows = fetch(
         scoring_database,
-        "SELECT id, score FROM lead WHERE workspace_id = $1 AND id = ANY($2::bigint[])",
+        "SELECT lead_id, value FROM lead_current_score "
+        "WHERE workspace_id = $1 AND lead_id = ANY($2::bigint[])",
         ACME,
         ids,
     )
-    current = {int(r["id"]): r["score"] for r in rows}
+    current = {int(r["lead_id"]): r["value"] for r in rows}
     assert [current[i] for i in ids] == values
     assert result["averageScore"] == pytest.approx(sum(values) / len(values))
 

@@ -60,24 +60,26 @@ HISTORY = [
     """
     INSERT INTO lead_score (workspace_id, lead_id, model_id, model_version, value, probability,
                             scored_at)
-    SELECT l.workspace_id, l.id, s.model_id, s.model_version, least(99, l.score + 15), 0.5,
+    SELECT l.workspace_id, l.id, s.model_id, s.model_version, least(99, c.value + 15), 0.5,
            now() - interval '20 days'
-    FROM lead l, (SELECT model_id, model_version FROM lead_score WHERE workspace_id = $1
+    FROM lead l
+    JOIN lead_current_score c ON c.workspace_id = l.workspace_id AND c.lead_id = l.id,
+    (SELECT model_id, model_version FROM lead_score WHERE workspace_id = $1
                   LIMIT 1) s
-    WHERE l.workspace_id = $1 AND l.source = 'COLD_CALL' AND l.score IS NOT NULL
+    WHERE l.workspace_id = $1 AND l.source = 'COLD_CALL' AND c.value IS NOT NULL
     ORDER BY l.id LIMIT 80
     """,
     # condos 20 and 12 points lower 50 and 20 days ago (two rescorings in D90, one in D30)
     """
     INSERT INTO lead_score (workspace_id, lead_id, model_id, model_version, value, probability,
                             scored_at)
-    SELECT l.workspace_id, l.id, s.model_id, 'v-old', greatest(1, l.score - d.drop), 0.5,
+    SELECT l.workspace_id, l.id, s.model_id, 'v-old', greatest(1, c.value - d.drop), 0.5,
            now() - d.ago
-    FROM lead l,
+    FROM lead l JOIN lead_current_score c ON c.workspace_id = l.workspace_id AND c.lead_id = l.id,
          (SELECT model_id FROM lead_score WHERE workspace_id = $1 LIMIT 1) s,
          (VALUES (20, interval '50 days'), (12, interval '20 days')) AS d(drop, ago)
     WHERE l.workspace_id = $1 AND l.property_type = 'CONDO' AND l.source <> 'COLD_CALL'
-      AND l.score IS NOT NULL AND l.id IN (
+      AND c.value IS NOT NULL AND l.id IN (
           SELECT id FROM lead WHERE workspace_id = $1 AND property_type = 'CONDO'
             AND source <> 'COLD_CALL' ORDER BY id LIMIT 80)
     """,
@@ -85,10 +87,12 @@ HISTORY = [
     """
     INSERT INTO lead_score (workspace_id, lead_id, model_id, model_version, value, probability,
                             scored_at)
-    SELECT l.workspace_id, l.id, NULL, 'v-old', greatest(1, l.score - d.drop), 0.5,
+    SELECT l.workspace_id, l.id, NULL, 'v-old', greatest(1, c.value - d.drop), 0.5,
            date_trunc('day', now() - interval '5 days', 'UTC') + d.at
-    FROM lead l, (VALUES (25, interval '8 hours'), (13, interval '14 hours')) AS d(drop, at)
-    WHERE l.workspace_id = $1 AND l.source = 'REFERRAL' AND l.score IS NOT NULL
+    FROM lead l
+    JOIN lead_current_score c ON c.workspace_id = l.workspace_id AND c.lead_id = l.id,
+    (VALUES (25, interval '8 hours'), (13, interval '14 hours')) AS d(drop, at)
+    WHERE l.workspace_id = $1 AND l.source = 'REFERRAL' AND c.value IS NOT NULL
       AND l.id IN (SELECT id FROM lead WHERE workspace_id = $1 AND source = 'REFERRAL'
                    ORDER BY id LIMIT 15)
     """,
@@ -96,10 +100,11 @@ HISTORY = [
     """
     INSERT INTO lead_score (workspace_id, lead_id, model_id, model_version, value, probability,
                             scored_at)
-    SELECT l.workspace_id, l.id, NULL, 'v-old', greatest(1, l.score - 30), 0.5,
+    SELECT l.workspace_id, l.id, NULL, 'v-old', greatest(1, c.value - 30), 0.5,
            now() - interval '120 days'
     FROM lead l
-    WHERE l.workspace_id = $1 AND l.source = 'WEBSITE' AND l.score IS NOT NULL
+    JOIN lead_current_score c ON c.workspace_id = l.workspace_id AND c.lead_id = l.id
+    WHERE l.workspace_id = $1 AND l.source = 'WEBSITE' AND c.value IS NOT NULL
     ORDER BY l.id LIMIT 20
     """,
     # some of the demo user's own leads rose 11 points since 10 days ago (leads scored above 11,
@@ -107,19 +112,23 @@ HISTORY = [
     """
     INSERT INTO lead_score (workspace_id, lead_id, model_id, model_version, value, probability,
                             scored_at)
-    SELECT l.workspace_id, l.id, NULL, 'v-old', l.score - 11, 0.5, now() - interval '10 days'
-    FROM lead l JOIN app_user u ON u.id = l.owner_id AND u.email = 'user@acme.example'
-    WHERE l.workspace_id = $1 AND l.score > 11
+    SELECT l.workspace_id, l.id, NULL, 'v-old', c.value - 11, 0.5, now() - interval '10 days'
+    FROM lead l
+    JOIN lead_current_score c ON c.workspace_id = l.workspace_id AND c.lead_id = l.id
+    JOIN app_user u ON u.id = l.owner_id AND u.email = 'user@acme.example'
+    WHERE l.workspace_id = $1 AND c.value > 11
     ORDER BY l.id LIMIT 30
     """,
     # and some of the demo agent's assigned leads 14 points since 8 days ago (scored above 14)
     """
     INSERT INTO lead_score (workspace_id, lead_id, model_id, model_version, value, probability,
                             scored_at)
-    SELECT l.workspace_id, l.id, NULL, 'v-old', l.score - 14, 0.5, now() - interval '8 days'
-    FROM lead l JOIN agent a ON a.workspace_id = l.workspace_id AND a.id = l.agent_id
+    SELECT l.workspace_id, l.id, NULL, 'v-old', c.value - 14, 0.5, now() - interval '8 days'
+    FROM lead l
+    JOIN lead_current_score c ON c.workspace_id = l.workspace_id AND c.lead_id = l.id
+    JOIN agent a ON a.workspace_id = l.workspace_id AND a.id = l.agent_id
     JOIN app_user u ON u.id = a.user_id AND u.email = 'agent@acme.example'
-    WHERE l.workspace_id = $1 AND l.score > 14
+    WHERE l.workspace_id = $1 AND c.value > 14
     ORDER BY l.id LIMIT 12
     """,
     # four leads of neither demo persona rose 45 points since 3 days ago, more than any rise
@@ -128,9 +137,10 @@ HISTORY = [
     """
     INSERT INTO lead_score (workspace_id, lead_id, model_id, model_version, value, probability,
                             scored_at)
-    SELECT l.workspace_id, l.id, NULL, 'v-moved', l.score - 45, 0.5, now() - interval '3 days'
+    SELECT l.workspace_id, l.id, NULL, 'v-moved', c.value - 45, 0.5, now() - interval '3 days'
     FROM lead l
-    WHERE l.workspace_id = $1 AND l.score > 45 AND l.source <> 'COLD_CALL'
+    JOIN lead_current_score c ON c.workspace_id = l.workspace_id AND c.lead_id = l.id
+    WHERE l.workspace_id = $1 AND c.value > 45 AND l.source <> 'COLD_CALL'
       AND l.property_type IN ('SINGLE_FAMILY', 'TOWNHOUSE')
       AND l.owner_id <> (SELECT id FROM app_user WHERE email = 'user@acme.example')
       AND l.agent_id NOT IN (SELECT a.id FROM agent a JOIN app_user u ON u.id = a.user_id
