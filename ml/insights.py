@@ -556,8 +556,7 @@ class Operations:
 
 async def operation_rows(session: AsyncSession, scope: Scope, w: market.Windows) -> Operations:
     """Two statements: the open high-value leads (`ix_lead_current_score`'s high scores, then
-    their leads), and the
-    windows' new leads with their first response (`lead_engagement`)."""
+    their leads), and the windows' new leads with their first response (`lead_engagement`)."""
     last_active = sa.func.coalesce(col(Lead.last_activity_at), col(Lead.created_at))
     idle = last_active < w.end - timedelta(days=IDLE_DAYS)
     hot = (
@@ -572,7 +571,8 @@ async def operation_rows(session: AsyncSession, scope: Scope, w: market.Windows)
             .where(
                 scope.leads(Lead),
                 col(Lead.stage).not_in([LeadStage.WON, LeadStage.LOST]),
-                col(CurrentScore.value) >= HIGH_VALUE_SCORE,
+                # as ix_lead_current_score has it: the few high scores by index
+                sa.func.coalesce(col(CurrentScore.value), -1) >= HIGH_VALUE_SCORE,
             )
         )
     ).one()
