@@ -5,7 +5,13 @@ scoring, a new champion) the job spent half of its CPU rewriting `lead` rows: a 
 `lead.score` is never a HOT update (`ix_lead_score` and three covering indexes hold it), so
 every one of the table's twelve indexes got a new entry, 22 us a lead. Here the score's row
 is three columns with two indexes: a 50,000-row chunk's UPDATE takes 0.20 s instead of 1.1 s
-(psql, rolled back, the large bench), and `lead` rows change only when a lead does.
+(psql, rolled back, the large bench), and `lead` rows change only when a lead does. End to
+end (bench/ml_score.py, 1M leads, 2 cores): every score changing 25-27 s -> 12.0 s, a first
+scoring 24.6 -> 10.5 s, a new champion 17.6 -> 11.3 s, a rescoring 11.9 -> 9.6 s.
+
+The price: reads of scores with other lead columns join this table (a hash join of the
+window's leads); cold analytics reads of scores are slower, lead insights' the most (Y1,
+ADMIN: 127 -> 531 ms cold p50), all still within issue 5's 1 s (bench/README.md).
 
 - `lead_current_score (workspace_id, lead_id, value)`: one row per lead, value NULL until the
   lead is scored; inserted by a statement trigger on `lead` INSERT (every path that creates
