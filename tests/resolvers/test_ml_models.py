@@ -307,14 +307,19 @@ query Model($id: ID!) {
 """
 
 
-def test_a_data_source_picks_the_leads_a_version_learns_from(
-    first_run: list[dict[str, Any]], admin: Persona, ml_database: str
-) -> None:
-    labelled = fetch(
-        ml_database,
+def labelled_leads(url: str) -> list[Any]:
+    """Acme's leads a training learns from (an outcome, old enough), oldest first."""
+    return fetch(
+        url,
         "SELECT created_at, stage FROM lead WHERE workspace_id = 1 AND stage IN ('WON', 'LOST') "
         "AND created_at <= now() - interval '180 days' ORDER BY created_at",
     )
+
+
+def test_a_data_source_picks_the_leads_a_version_learns_from(
+    first_run: list[dict[str, Any]], admin: Persona, ml_database: str
+) -> None:
+    labelled = labelled_leads(ml_database)
     # given a window that leaves out the oldest fifth of the labelled leads
     start = labelled[len(labelled) // 5]["created_at"]
     inside = [r for r in labelled if r["created_at"] >= start]
@@ -334,11 +339,7 @@ def test_a_data_source_picks_the_leads_a_version_learns_from(
 def test_a_data_source_too_small_or_backwards_is_refused_at_once(
     first_run: list[dict[str, Any]], admin: Persona, ml_database: str
 ) -> None:
-    labelled = fetch(
-        ml_database,
-        "SELECT created_at FROM lead WHERE workspace_id = 1 AND stage IN ('WON', 'LOST') "
-        "AND created_at <= now() - interval '180 days' ORDER BY created_at",
-    )
+    labelled = labelled_leads(ml_database)
     jobs_before = count(ml_database, "job")
     # a window of the 100 oldest labelled leads: too few to learn from
     early = {"createdBefore": labelled[100]["created_at"].isoformat()}
@@ -366,11 +367,7 @@ def test_dashgraph_train_takes_a_data_source_too(
 ) -> None:
     """`dashgraph train --created-from/--created-before` as retrainModel's dataSource (the
     last test of the module: the version it registers may become champion)."""
-    labelled = fetch(
-        ml_database,
-        "SELECT created_at, stage FROM lead WHERE workspace_id = 1 AND stage IN ('WON', 'LOST') "
-        "AND created_at <= now() - interval '180 days' ORDER BY created_at",
-    )
+    labelled = labelled_leads(ml_database)
     start = labelled[len(labelled) // 4]["created_at"]
     inside = [r for r in labelled if r["created_at"] >= start]
     done = run_train(
