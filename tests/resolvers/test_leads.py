@@ -217,6 +217,11 @@ def test_create_lead_records_creation_and_publishes(
     stored = sql_session("SELECT owner_id, budget FROM lead WHERE id = $1", int(lead["id"]))[0]
     owner = sql_session("SELECT id FROM app_user WHERE email = 'user@acme.example'")[0]["id"]
     assert stored["owner_id"] == owner and stored["budget"] == 450000
+    # it has a current score row, empty until it is scored (the list's SCORE order reads it)
+    current = sql_session(
+        "SELECT value FROM lead_current_score WHERE lead_id = $1", int(lead["id"])
+    )
+    assert [r["value"] for r in current] == [None]
     assert server.services.pubsub.versions[acme_id(sql_session)] == version + 1
     # the USER sees the lead they created
     assert user_client.execute(LEAD, id=lead["id"])["lead"]["name"] == "Dana Created"
