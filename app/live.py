@@ -29,6 +29,9 @@ Wants = Callable[[ChangeEvent], bool]
 _NOTHING = object()
 # subscribers written to (or queued for) between two yields to the event loop
 FAN_OUT_SLICE = 1000
+# how long an exit signal waits for the live sockets to be told 1001 before the server's own
+# shutdown starts
+GOING_AWAY_SECONDS = 2.0
 
 
 class SharedSnapshot:
@@ -177,13 +180,27 @@ class LiveHub:
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
         def handle(signum: int, frame: Any) -> None:
-            closing = self.close_connections(1001, "Server shutting down")
-            loop.call_soon_threadsafe(lambda: self._background.add(asyncio.ensure_future(closing)))
             handler = previous[signal.Signals(signum)]
-            if callable(handler):
-                handler(signum, frame)
-            elif handler == signal.SIG_DFL:
-                raise KeyboardInterrupt
+            if not callable(handler) or handler is signal.default_int_handler:
+                # no server handler to defer: stop now, as the signal would have
+                loop.call_soon_threadsafe(self._go_away)
+                if handler in (signal.SIG_DFL, signal.default_int_handler):
+                    raise KeyboardInterrupt
+                return
+
+            async def then_exit() -> None:
+                # the server's handler only once the sockets were told (or GOING_AWAY_SECONDS
+                # passed): it starts the shutdown that would close them with 1012 first
+                try:
+                    await asyncio.wait_for(self._going_away(), GOING_AWAY_SECONDS)
+                except Exception:  # a timeout too
+                    log.warning("live sockets not all told 1001 before shutdown", exc_info=True)
+                finally:
+                    handler(signum, frame)
+
+            loop.call_soon_threadsafe(
+                lambda: self._background.add(asyncio.ensure_future(then_exit()))
+            )
 
         for sig in previous:
             signal.signal(sig, handle)
@@ -192,6 +209,12 @@ class LiveHub:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    def _going_away(self) -> Awaitable[None]:
+        return self.close_connections(1001, "Server shutting down")
+
+    def _go_away(self) -> None:
+        self._background.add(asyncio.ensure_future(self._going_away()))
 
     def messages_per_second(self) -> float:
         """Snapshots sent per second over the last ticks (up to 30)."""

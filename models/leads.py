@@ -404,7 +404,7 @@ async def lead_page(
         query = query.where(row < bound if sort.descending else row > bound)
     order = (key.desc(), tie.desc()) if sort.descending else (key.asc(), tie.asc())
     result = await session.execute(query.order_by(*order).limit(first + 1))
-    rows = list(result.tuples() if scored else ((lead, None) for lead in result.scalars()))
+    rows = list(result.all() if scored else ((lead, None) for lead in result.scalars()))
     page = rows[:first]
     return LeadPage(
         leads=[lead for lead, _ in page],
