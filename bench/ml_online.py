@@ -128,6 +128,7 @@ async def main(url: str, requests: int) -> None:
         secret_key="bench-secret-key-0123456789abcdefghij",
         run_workers=False,
         rate_limit_query="1000000/minute",
+        rate_limit_scoring="1000000/minute",
         rate_limit_mutation="1000000/minute",
     )
     timed = Timed(create_app(settings))
