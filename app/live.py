@@ -181,26 +181,29 @@ class LiveHub:
 
         def handle(signum: int, frame: Any) -> None:
             handler = previous[signal.Signals(signum)]
-            if not callable(handler) or handler is signal.default_int_handler:
-                # no server handler to defer: stop now, as the signal would have
-                loop.call_soon_threadsafe(self._go_away)
-                if handler in (signal.SIG_DFL, signal.default_int_handler):
-                    raise KeyboardInterrupt
-                return
+            # the server's handler (uvicorn's) is deferred; Python's own stop at once, as ever
+            deferred = (
+                handler if callable(handler) and handler is not signal.default_int_handler else None
+            )
 
-            async def then_exit() -> None:
-                # the server's handler only once the sockets were told (or GOING_AWAY_SECONDS
-                # passed): it starts the shutdown that would close them with 1012 first
+            async def going_away() -> None:
+                # the shutdown the server's handler starts would close the sockets with 1012
+                # first: tell them 1001 before it (waiting at most GOING_AWAY_SECONDS)
                 try:
-                    await asyncio.wait_for(self._going_away(), GOING_AWAY_SECONDS)
+                    await asyncio.wait_for(
+                        self.close_connections(1001, "Server shutting down"), GOING_AWAY_SECONDS
+                    )
                 except Exception:  # a timeout too
                     log.warning("live sockets not all told 1001 before shutdown", exc_info=True)
                 finally:
-                    handler(signum, frame)
+                    if deferred is not None:
+                        deferred(signum, frame)
 
             loop.call_soon_threadsafe(
-                lambda: self._background.add(asyncio.ensure_future(then_exit()))
+                lambda: self._background.add(asyncio.ensure_future(going_away()))
             )
+            if handler in (signal.SIG_DFL, signal.default_int_handler):
+                raise KeyboardInterrupt
 
         for sig in previous:
             signal.signal(sig, handle)
@@ -209,12 +212,6 @@ class LiveHub:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-
-    def _going_away(self) -> Awaitable[None]:
-        return self.close_connections(1001, "Server shutting down")
-
-    def _go_away(self) -> None:
-        self._background.add(asyncio.ensure_future(self._going_away()))
 
     def messages_per_second(self) -> float:
         """Snapshots sent per second over the last ticks (up to 30)."""

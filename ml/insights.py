@@ -41,7 +41,7 @@ from sqlmodel import col
 
 from ml import analytics, market, registry
 from models.errors import BadUserInput
-from models.leads import CurrentScore, Lead, LeadEngagement, LeadStage, score_of
+from models.leads import CurrentScore, Lead, LeadEngagement, LeadStage, leads_query
 from models.ml_models import MlModel, ModelStatus
 from models.periods import HIGH_VALUE_SCORE
 from models.scope import Scope
@@ -176,7 +176,7 @@ async def segment_rows(session: AsyncSession, scope: Scope) -> pl.DataFrame:
     open_scored = sa.and_(is_open, col(CurrentScore.value).is_not(None))
     with_budget = sa.and_(open_scored, col(Lead.budget).is_not(None))
     query = (
-        sa.select(
+        leads_query(
             col(Lead.location),
             col(Lead.property_type),
             col(Lead.timeline),
@@ -187,9 +187,8 @@ async def segment_rows(session: AsyncSession, scope: Scope) -> pl.DataFrame:
             sa.func.count().filter(with_budget),
             sa.func.count().filter(col(Lead.stage) == LeadStage.WON),
             sa.func.count().filter(col(Lead.stage) == LeadStage.LOST),
+            scored=True,
         )
-        .select_from(Lead)
-        .join(CurrentScore, score_of())
         .where(scope.leads(Lead))
         .group_by(col(Lead.location), col(Lead.property_type), col(Lead.timeline))
     )
@@ -561,14 +560,12 @@ async def operation_rows(session: AsyncSession, scope: Scope, w: market.Windows)
     idle = last_active < w.end - timedelta(days=IDLE_DAYS)
     hot = (
         await session.execute(
-            sa.select(
+            leads_query(
                 sa.func.count(),
                 sa.func.count().filter(idle),
                 _int_sum(col(CurrentScore.value), idle),
-            )
-            .select_from(Lead)
-            .join(CurrentScore, score_of())
-            .where(
+                scored=True,
+            ).where(
                 scope.leads(Lead),
                 col(Lead.stage).not_in([LeadStage.WON, LeadStage.LOST]),
                 # as ix_lead_current_score has it: the few high scores by index

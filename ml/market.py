@@ -21,7 +21,7 @@ from sqlmodel import col
 
 from models.db import copy_select, utcnow
 from models.errors import BadUserInput
-from models.leads import CurrentScore, Lead, LeadEvent, LeadStage, score_of
+from models.leads import CurrentScore, Lead, LeadEvent, LeadStage, leads_query
 from models.periods import PERIODS, change
 from models.scope import Scope
 
@@ -96,20 +96,16 @@ async def window_rows(
         filters.append(sa.func.lower(col(Lead.location)) == location.strip().lower())
     if property_type is not None:
         filters.append(col(Lead.property_type) == property_type)
-    created_query: Any = (
-        sa.select(
-            col(Lead.id),
-            col(Lead.created_at),
-            col(Lead.budget),
-            col(Lead.source),
-            col(Lead.location),
-            col(Lead.property_type),
-            col(CurrentScore.value).label("score"),
-        )
-        .select_from(Lead)
-        .join(CurrentScore, score_of())
-        .where(*filters, col(Lead.created_at) >= w.start, col(Lead.created_at) < w.end)
-    )
+    created_query: Any = leads_query(
+        col(Lead.id),
+        col(Lead.created_at),
+        col(Lead.budget),
+        col(Lead.source),
+        col(Lead.location),
+        col(Lead.property_type),
+        col(CurrentScore.value).label("score"),
+        scored=True,
+    ).where(*filters, col(Lead.created_at) >= w.start, col(Lead.created_at) < w.end)
     # LOST has no timestamp column: the newest event that moved the lead there, in the windows
     lost_at = (
         sa.select(col(LeadEvent.lead_id), sa.func.max(col(LeadEvent.occurred_at)).label("at"))

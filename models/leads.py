@@ -204,12 +204,6 @@ class CurrentScore(SQLModel, table=True):
     )
 
 
-def score_of(lead: Any = None) -> Any:
-    """The join condition of `lead` (the Lead entity or an alias of it) to its CurrentScore."""
-    lead = Lead if lead is None else lead
-    return sa.and_(CurrentScore.workspace_id == lead.workspace_id, CurrentScore.lead_id == lead.id)
-
-
 class LeadScore(SQLModel, table=True):
     """Score history: one row per scoring of a lead by a model version.
 
@@ -331,9 +325,14 @@ class LeadSort:
 
 def leads_query(*columns: Any, scored: bool) -> Any:
     """`select(*columns)` from Lead, joined to each lead's CurrentScore when `scored`."""
-    query = select(*columns)
-    query = query.select_from(Lead)
-    return query.join(CurrentScore, score_of()) if scored else query
+    query = select(*columns).select_from(Lead)
+    if not scored:
+        return query
+    key = sa.and_(
+        col(CurrentScore.workspace_id) == col(Lead.workspace_id),
+        col(CurrentScore.lead_id) == col(Lead.id),
+    )
+    return query.join(CurrentScore, key)
 
 
 @dataclass(slots=True)

@@ -26,7 +26,7 @@ from models.lead_insights.rules import (
     is_open,
     priority_points,
 )
-from models.leads import CurrentScore, Lead, LeadEvent, score_of
+from models.leads import CurrentScore, Lead, LeadEvent, leads_query
 from models.periods import Window
 from models.scope import Scope
 
@@ -49,17 +49,13 @@ class PeriodTotals:
 
 
 async def period_totals(session: AsyncSession, scope: Scope, window: Window) -> PeriodTotals:
-    query = (
-        select(
-            sa.func.count(),
-            sa.func.count().filter(col(Lead.stage) == "WON"),
-            sa.func.coalesce(sa.func.sum(col(CurrentScore.value)), 0),
-            sa.func.count(col(CurrentScore.value)),
-        )
-        .select_from(Lead)
-        .join(CurrentScore, score_of())
-        .where(scope.leads(Lead), *in_period(window))
-    )
+    query = leads_query(
+        sa.func.count(),
+        sa.func.count().filter(col(Lead.stage) == "WON"),
+        sa.func.coalesce(sa.func.sum(col(CurrentScore.value)), 0),
+        sa.func.count(col(CurrentScore.value)),
+        scored=True,
+    ).where(scope.leads(Lead), *in_period(window))
     leads, won, score_sum, scored = (await session.execute(query)).one()
     return PeriodTotals(int(leads), int(won), int(score_sum or 0), int(scored))
 
@@ -79,15 +75,14 @@ async def open_counts(
     cuts = cuts_of(scope)
     rules = RuleInput(cuts, window, now)
     counts = (
-        select(
+        leads_query(
             sa.func.count().label("open"),
             *(
                 sa.func.count().filter(rule.clause(rules)).label(rule.filter.value)
                 for rule in FILTER_RULES
             ),
+            scored=True,
         )
-        .select_from(Lead)
-        .join(CurrentScore, score_of())
         .join(cuts, sa.true())
         .where(scope.leads(Lead), is_open(), *in_period(window))
         .subquery("counts")
@@ -124,9 +119,7 @@ async def insight_page(
         "created_at": col(Lead.created_at),
     }
     ranked = (
-        sa.select(*(column.label(name) for name, column in columns.items()))
-        .select_from(Lead)
-        .join(CurrentScore, score_of())
+        leads_query(*(column.label(name) for name, column in columns.items()), scored=True)
         .join(cuts, sa.true())
         .where(
             scope.leads(Lead),

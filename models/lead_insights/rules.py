@@ -10,10 +10,10 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import col, select
+from sqlmodel import col
 
 from models.errors import BadUserInput
-from models.leads import CurrentScore, Lead, LeadEventType, score_of
+from models.leads import CurrentScore, Lead, LeadEventType, leads_query
 from models.periods import Window
 from models.scope import Scope
 
@@ -113,14 +113,13 @@ def cuts_of(scope: Scope) -> Any:
         return sa.func.percentile_disc(fraction).within_group(column)
 
     return (
-        select(
+        leads_query(
             disc(0.25, col(CurrentScore.value)).label("q1"),
             disc(0.5, col(CurrentScore.value)).label("q2"),
             disc(0.75, col(CurrentScore.value)).label("q3"),
             disc(0.75, col(Lead.budget)).label("b3"),
+            scored=True,
         )
-        .select_from(Lead)
-        .join(CurrentScore, score_of())
         .where(scope.leads(Lead), is_open())
         .cte("cuts")
     )

@@ -11,7 +11,7 @@ from sqlmodel import col, select
 
 from models.agents import Agent
 from models.db import Database
-from models.leads import CurrentScore, Lead, LeadEngagement, LeadEvent, LeadStage, score_of
+from models.leads import CurrentScore, Lead, LeadEngagement, LeadEvent, LeadStage, leads_query
 from models.periods import HIGH_VALUE_SCORE, Window, next_bucket, trunc, trunc_sql
 from models.sales_performance.numbers import CLOSED_STAGES, ENGAGEMENT_TYPES, QUALIFIED_STAGES
 from models.sales_performance.tables import LeadEventHour, PerformanceThreshold
@@ -52,15 +52,14 @@ def _leads_at(
     `where`): cur, bucket (of `at`), source, agent_id and `columns`, for `_grouped`; `scored`
     joins each lead's CurrentScore for `columns` to read."""
     at = col(at)
-    query = sa.select(
+    query = leads_query(
         (at >= w.start).label("cur"),
         trunc_sql(unit, at).label("bucket"),
         col(Lead.source),
         col(Lead.agent_id),
         *columns,
-    ).select_from(Lead)
-    if scored:
-        query = query.join(CurrentScore, score_of())
+        scored=scored,
+    )
     return query.where(scope.leads(Lead), *where, at >= w.previous().start, at < w.end).subquery(
         "l"
     )
